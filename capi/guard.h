@@ -1,0 +1,41 @@
+// Runs a C API body, turning every exception into a status code and a message recorded on the
+// handle (if any) and on the calling thread. Nothing throws across the ABI.
+#pragma once
+
+#include <new>
+#include <string>
+
+#include "capi/handle.h"
+#include "common/error.h"
+
+namespace descent::capi {
+
+// Records `message` as the last error of this thread and, when given, of the handle.
+void record_error(const descent_optimizer* handle, const char* message) noexcept;
+
+template <class Body>
+descent_status guarded(const descent_optimizer* handle, Body&& body) noexcept {
+  try {
+    body();
+    return DESCENT_OK;
+  } catch (const Error& e) {
+    record_error(handle, e.what());
+    return e.status();
+  } catch (const std::bad_alloc&) {
+    record_error(handle, "out of memory");
+    return DESCENT_ERR_OUT_OF_MEMORY;
+  } catch (const std::exception& e) {
+    record_error(handle, e.what());
+    return DESCENT_ERR_INTERNAL;
+  } catch (...) {
+    record_error(handle, "unknown internal error");
+    return DESCENT_ERR_INTERNAL;
+  }
+}
+
+// Throws DESCENT_ERR_NULL_ARGUMENT naming the argument.
+inline void require(const void* p, const char* name) {
+  if (!p) throw Error(DESCENT_ERR_NULL_ARGUMENT, std::string(name) + " is NULL");
+}
+
+}  // namespace descent::capi

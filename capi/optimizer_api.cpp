@@ -1,0 +1,74 @@
+// Optimizer lifecycle, parameter declaration and the update step.
+#include <vector>
+
+#include "capi/guard.h"
+
+using descent::capi::guarded;
+using descent::capi::require;
+
+extern "C" {
+
+DESCENT_API descent_status descent_optimizer_create(const char* kind, descent_optimizer** out) {
+  return guarded(nullptr, [&] {
+    require(kind, "kind");
+    require(out, "out");
+    auto handle = std::make_unique<descent_optimizer>();
+    handle->impl = std::make_unique<descent::Optimizer>(kind);
+    *out = handle.release();
+  });
+}
+
+DESCENT_API void descent_optimizer_free(descent_optimizer* opt) { delete opt; }
+
+DESCENT_API const char* descent_optimizer_kind(const descent_optimizer* opt) {
+  return opt ? opt->impl->kind().c_str() : "";
+}
+
+DESCENT_API const char* descent_optimizer_last_error(const descent_optimizer* opt) {
+  return opt ? opt->last_error.c_str() : "";
+}
+
+DESCENT_API descent_status descent_optimizer_add_parameter(descent_optimizer* opt,
+                                                           const char* name, descent_dtype dtype,
+                                                           size_t ndim, const int64_t* shape) {
+  return guarded(opt, [&] {
+    require(opt, "opt");
+    require(name, "name");
+    if (ndim > 0) require(shape, "shape");
+    if (ndim > DESCENT_MAX_NDIM)
+      throw descent::Error(DESCENT_ERR_INVALID_ARGUMENT,
+                           std::string("parameter '") + name + "': ndim " + std::to_string(ndim) +
+                               " exceeds DESCENT_MAX_NDIM");
+    const descent::DType dt = descent::parameter_dtype(dtype, std::string("parameter '") + name + "'");
+    opt->impl->add_parameter(name, dt, descent::Shape(shape, shape + ndim));
+  });
+}
+
+DESCENT_API descent_status descent_optimizer_parameter_count(const descent_optimizer* opt,
+                                                             size_t* out) {
+  return guarded(opt, [&] {
+    require(opt, "opt");
+    require(out, "out");
+    *out = opt->impl->parameter_count();
+  });
+}
+
+DESCENT_API descent_status descent_optimizer_init(descent_optimizer* opt) {
+  return guarded(opt, [&] {
+    require(opt, "opt");
+    opt->impl->init();
+  });
+}
+
+DESCENT_API descent_status descent_optimizer_update(descent_optimizer* opt, size_t count,
+                                                    const char* const* names,
+                                                    const descent_dtype* dtypes,
+                                                    const int64_t* numels, void* const* params,
+                                                    const void* const* grads) {
+  return guarded(opt, [&] {
+    require(opt, "opt");
+    opt->impl->update(count, names, dtypes, numels, params, grads);
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,213 @@
+/*
+ * descent: neural-network optimizers behind a stable C ABI.
+ *
+ * Conventions that hold for every function in this header:
+ *  - Fallible functions return a descent_status; DESCENT_OK (0) means success.
+ *  - On error nothing observable changes: out-parameters, the caller's parameter buffers and
+ *    the optimizer's state are exactly as they were before the call.
+ *  - A message describing the last error is kept per handle
+ *    (descent_optimizer_last_error) and per thread (descent_last_error). Read the per-handle
+ *    message from languages whose calls may hop between OS threads (Go).
+ *  - The library never keeps a pointer the caller passed in after the call returns.
+ *  - Strings are NUL-terminated UTF-8. Counts are size_t, tensor dimensions int64_t.
+ *  - Threading: a handle may be used by one thread at a time; distinct handles are
+ *    independent and may be used concurrently from different threads.
+ *  - Free functions return void and accept NULL.
+ */
+#ifndef DESCENT_DESCENT_H
+#define DESCENT_DESCENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Version ---------------------------------------------------------------------------- */
+#define DESCENT_VERSION_MAJOR 0
+#define DESCENT_VERSION_MINOR 1
+#define DESCENT_VERSION_PATCH 0
+#define DESCENT_VERSION_NUMBER \
+  (DESCENT_VERSION_MAJOR * 10000 + DESCENT_VERSION_MINOR * 100 + DESCENT_VERSION_PATCH)
+
+/* ---- Export ----------------------------------------------------------------------------- */
+#if defined(_WIN32) && defined(DESCENT_BUILDING_SHARED)
+#define DESCENT_API __declspec(dllexport)
+#elif defined(_WIN32) && defined(DESCENT_SHARED)
+#define DESCENT_API __declspec(dllimport)
+#elif defined(__GNUC__) || defined(__clang__)
+#define DESCENT_API __attribute__((visibility("default")))
+#else
+#define DESCENT_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Status codes: values are frozen; new codes are only ever appended. ------------------ */
+typedef enum descent_status {
+  DESCENT_OK = 0,
+  DESCENT_ERR_NULL_ARGUMENT = 1,    /* a required pointer argument was NULL */
+  DESCENT_ERR_INVALID_ARGUMENT = 2, /* an argument is malformed (empty name, bad dimension...) */
+  DESCENT_ERR_UNKNOWN_KIND = 3,     /* no optimizer of that kind name */
+  DESCENT_ERR_UNKNOWN_KEY = 4,      /* no hyperparameter, state slot or tensor of that name */
+  DESCENT_ERR_WRONG_TYPE = 5,       /* a hyperparameter value of the wrong type */
+  DESCENT_ERR_OUT_OF_RANGE = 6,     /* a hyperparameter value outside its valid range */
+  DESCENT_ERR_DTYPE_MISMATCH = 7,   /* a buffer's dtype differs from the declared tensor's */
+  DESCENT_ERR_SHAPE_MISMATCH = 8,   /* a buffer's shape or size differs from the declared one */
+  DESCENT_ERR_INVALID_STATE = 9,    /* the call is not valid now (e.g. learning_rate never set) */
+  DESCENT_ERR_PARSE = 10,           /* malformed JSON or configuration text */
+  DESCENT_ERR_BUFFER_TOO_SMALL = 11,/* an output buffer cannot hold the result */
+  DESCENT_ERR_IO = 12,              /* a file could not be read or written */
+  DESCENT_ERR_CORRUPT = 13,         /* a state file or buffer is damaged or not descent's */
+  DESCENT_ERR_OUT_OF_MEMORY = 14,
+  DESCENT_ERR_UNSUPPORTED = 15,     /* valid request this build cannot do (e.g. a reserved dtype) */
+  DESCENT_ERR_DUPLICATE = 16,       /* a name given twice */
+  DESCENT_ERR_INTERNAL = 99
+} descent_status;
+
+/* Element types. Values are frozen; bfloat16 and float16 are reserved for later releases. */
+typedef enum descent_dtype {
+  DESCENT_FLOAT32 = 1,
+  DESCENT_FLOAT64 = 2,
+  DESCENT_BFLOAT16 = 3, /* reserved: rejected with DESCENT_ERR_UNSUPPORTED */
+  DESCENT_FLOAT16 = 4,  /* reserved: rejected with DESCENT_ERR_UNSUPPORTED */
+  DESCENT_UINT64 = 5    /* used by the "step" state slot only */
+} descent_dtype;
+
+/* Hyperparameter value types, as reported by descent_optimizer_hyperparameter_type. */
+typedef enum descent_value_type {
+  DESCENT_VALUE_NONE = 0, /* an optional hyperparameter that is not set (e.g. adafactor beta_1) */
+  DESCENT_VALUE_DOUBLE = 1,
+  DESCENT_VALUE_INT = 2,
+  DESCENT_VALUE_BOOL = 3,
+  DESCENT_VALUE_DOUBLE_ARRAY = 4
+} descent_value_type;
+
+/* Largest number of dimensions a tensor may have. */
+#define DESCENT_MAX_NDIM 16
+
+/* ---- Library information ------------------------------------------------------------------ */
+DESCENT_API unsigned descent_version_number(void);    /* DESCENT_VERSION_NUMBER of the library */
+DESCENT_API const char* descent_version_string(void); /* "MAJOR.MINOR.PATCH" */
+DESCENT_API const char* descent_status_name(descent_status status); /* "DESCENT_ERR_..." */
+DESCENT_API const char* descent_dtype_name(descent_dtype dtype);    /* "float32", ... */
+/* Message of the last failed call made on this thread ("" if none). Valid until the next call
+ * on this thread. */
+DESCENT_API const char* descent_last_error(void);
+
+/* ---- Optimizer lifecycle -------------------------------------------------------------------
+ * create -> configure -> declare parameters -> [init] -> update ... -> free
+ * Kinds are MLX's class names in lower case: "sgd", "rmsprop", "adagrad", "adadelta", "adam",
+ * "adamw", "adamax", "lion". */
+typedef struct descent_optimizer descent_optimizer;
+
+/* Creates an optimizer with MLX's defaults. *out is set only on success and must be released
+ * with descent_optimizer_free. */
+DESCENT_API descent_status descent_optimizer_create(const char* kind, descent_optimizer** out);
+DESCENT_API void descent_optimizer_free(descent_optimizer* opt);
+/* The kind name given at creation; owned by the handle. */
+DESCENT_API const char* descent_optimizer_kind(const descent_optimizer* opt);
+/* Message of the last failed call on this handle ("" if none); owned by the handle, valid
+ * until the next call on it. */
+DESCENT_API const char* descent_optimizer_last_error(const descent_optimizer* opt);
+
+/* ---- Hyperparameters, by MLX's names ------------------------------------------------------
+ * Setters validate immediately (range errors name the key). Constraints that involve several
+ * keys (e.g. nesterov needs momentum > 0 and dampening == 0) are checked by
+ * descent_optimizer_configure_json and by init/update. A change takes effect at the next
+ * update. An int is accepted where a double is expected and an integral double where an int
+ * is. "learning_rate" is held as float32, as MLX holds it. */
+DESCENT_API descent_status descent_optimizer_set_double(descent_optimizer* opt, const char* key,
+                                                        double value);
+DESCENT_API descent_status descent_optimizer_set_int(descent_optimizer* opt, const char* key,
+                                                     int64_t value);
+DESCENT_API descent_status descent_optimizer_set_bool(descent_optimizer* opt, const char* key,
+                                                      bool value);
+DESCENT_API descent_status descent_optimizer_set_doubles(descent_optimizer* opt, const char* key,
+                                                         const double* values, size_t count);
+/* Unsets an optional hyperparameter (MLX's None). */
+DESCENT_API descent_status descent_optimizer_unset(descent_optimizer* opt, const char* key);
+
+DESCENT_API descent_status descent_optimizer_get_double(const descent_optimizer* opt,
+                                                        const char* key, double* out);
+DESCENT_API descent_status descent_optimizer_get_int(const descent_optimizer* opt,
+                                                     const char* key, int64_t* out);
+DESCENT_API descent_status descent_optimizer_get_bool(const descent_optimizer* opt,
+                                                      const char* key, bool* out);
+/* Writes the array into out[0..capacity) and its length to *count. With out == NULL only *count
+ * is written; a capacity smaller than the length is DESCENT_ERR_BUFFER_TOO_SMALL. */
+DESCENT_API descent_status descent_optimizer_get_doubles(const descent_optimizer* opt,
+                                                         const char* key, double* out,
+                                                         size_t capacity, size_t* count);
+
+/* Number of hyperparameters this kind knows, their names by index, and the current type of
+ * one (DESCENT_VALUE_NONE when an optional one is unset). Names are owned by the library. */
+DESCENT_API descent_status descent_optimizer_hyperparameter_count(const descent_optimizer* opt,
+                                                                  size_t* out);
+DESCENT_API descent_status descent_optimizer_hyperparameter_name(const descent_optimizer* opt,
+                                                                 size_t index, const char** out);
+DESCENT_API descent_status descent_optimizer_hyperparameter_type(const descent_optimizer* opt,
+                                                                 const char* key,
+                                                                 descent_value_type* out);
+
+/* Applies a JSON object of hyperparameters, e.g.
+ *   {"learning_rate": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.01}
+ * All or nothing: an unknown key, a wrong type or an invalid value changes nothing, and the
+ * message names the key. JSON null unsets an optional key. */
+DESCENT_API descent_status descent_optimizer_configure_json(descent_optimizer* opt,
+                                                            const char* json);
+
+/* ---- Parameters -----------------------------------------------------------------------------
+ * Declares a named tensor the optimizer will update. Names are MLX tree_flatten paths
+ * ("layers.0.weight"); state keys are "<name>.<slot>". ndim may be 0 (a scalar; shape may then
+ * be NULL). Parameters can be declared until the state is initialised. */
+DESCENT_API descent_status descent_optimizer_add_parameter(descent_optimizer* opt,
+                                                           const char* name, descent_dtype dtype,
+                                                           size_t ndim, const int64_t* shape);
+DESCENT_API descent_status descent_optimizer_parameter_count(const descent_optimizer* opt,
+                                                             size_t* out);
+
+/* Allocates the state of every declared parameter (zeros, as MLX's init). Optional: the first
+ * update does it. Calling it again is a no-op. */
+DESCENT_API descent_status descent_optimizer_init(descent_optimizer* opt);
+
+/* One optimizer step (MLX's apply_gradients): the step counter advances once, then each named
+ * parameter is updated in place from its gradient. names[i], params[i] and grads[i] describe
+ * tensor i; a name may appear once. Tensors not named are left alone, their state untouched.
+ * dtypes and numels are optional (NULL) checks: when given, each must equal the declared
+ * tensor's dtype and element count, else nothing is updated. params and grads must not overlap. */
+DESCENT_API descent_status descent_optimizer_update(descent_optimizer* opt, size_t count,
+                                                    const char* const* names,
+                                                    const descent_dtype* dtypes,
+                                                    const int64_t* numels, void* const* params,
+                                                    const void* const* grads);
+
+/* ---- State -----------------------------------------------------------------------------------
+ * Keys follow MLX's tree_flatten(optimizer.state): "step" (uint64, shape ()), "learning_rate"
+ * (float32, shape ()) and "<param>.<slot>" (e.g. "w.m", "w.v") in the parameter's dtype.
+ * Per-parameter slots exist once the state is initialised. Copying state in and then updating
+ * continues exactly where that state came from. */
+DESCENT_API descent_status descent_optimizer_state_count(const descent_optimizer* opt,
+                                                         size_t* out);
+/* Key by index in [0, count); owned by the handle, valid until the next non-const call. */
+DESCENT_API descent_status descent_optimizer_state_key(const descent_optimizer* opt, size_t index,
+                                                       const char** out);
+/* dtype, number of dimensions and dimensions of a slot. shape may be NULL (then only *ndim is
+ * written); otherwise capacity must be at least *ndim. */
+DESCENT_API descent_status descent_optimizer_state_info(const descent_optimizer* opt,
+                                                        const char* key, descent_dtype* dtype,
+                                                        size_t* ndim, int64_t* shape,
+                                                        size_t capacity);
+/* Copies a slot out of / into the optimizer. dtype and count (elements) must match the slot. */
+DESCENT_API descent_status descent_optimizer_state_get(const descent_optimizer* opt,
+                                                       const char* key, descent_dtype dtype,
+                                                       void* out, size_t count);
+DESCENT_API descent_status descent_optimizer_state_set(descent_optimizer* opt, const char* key,
+                                                       descent_dtype dtype, const void* data,
+                                                       size_t count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DESCENT_DESCENT_H */

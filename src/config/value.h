@@ -1,0 +1,29 @@
+// A hyperparameter value as it crosses the API: nothing (MLX's None), double, int, bool or a
+// list of doubles.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "descent/descent.h"
+
+namespace descent {
+
+using Value = std::variant<std::monostate, double, int64_t, bool, std::vector<double>>;
+
+inline descent_value_type value_type(const Value& v) {
+  switch (v.index()) {
+    case 1: return DESCENT_VALUE_DOUBLE;
+    case 2: return DESCENT_VALUE_INT;
+    case 3: return DESCENT_VALUE_BOOL;
+    case 4: return DESCENT_VALUE_DOUBLE_ARRAY;
+    default: return DESCENT_VALUE_NONE;
+  }
+}
+
+const char* value_type_name(descent_value_type t);
+std::string value_string(const Value& v);
+
+}  // namespace descent

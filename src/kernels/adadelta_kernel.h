@@ -1,0 +1,28 @@
+// AdaDelta: eps inside both square roots, the old u in the step. One fused pass over (p,g,v,u).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace descent::kernels {
+
+template <class T>
+struct AdadeltaCoefficients {
+  T lr, rho, one_minus_rho, eps;
+};
+
+template <class T>
+void adadelta_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
+                   T* __restrict u, const AdadeltaCoefficients<T>& c) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T gi = g[i];
+    const T ui = u[i];
+    const T vi = c.rho * v[i] + c.one_minus_rho * (gi * gi);
+    const T d = (std::sqrt(ui + c.eps) / std::sqrt(vi + c.eps)) * gi;
+    v[i] = vi;
+    u[i] = c.rho * ui + c.one_minus_rho * (d * d);
+    p[i] = p[i] - c.lr * d;
+  }
+}
+
+}  // namespace descent::kernels

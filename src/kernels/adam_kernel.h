@@ -1,0 +1,37 @@
+// Adam and AdamW: one fused pass over (p, g, m, v).
+// AdamW's decoupled decay p * (1 - lr*wd) happens before the Adam step (decay == 1 for Adam).
+// Without bias correction: p -= (lr*m) / (sqrt(v) + eps)
+// With bias correction:    p -= (c1*m) / (sqrt(v)*c2 + eps), c1 = lr/bc1, c2 = 1/sqrt(bc2)
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace descent::kernels {
+
+template <class T>
+struct AdamCoefficients {
+  T decay;  // multiplier applied to p first (AdamW), exactly 1 for Adam
+  bool apply_decay;
+  T b1, one_minus_b1, b2, one_minus_b2, eps;
+  T step_scale;  // lr, or c1 with bias correction
+  T c2;          // 1/sqrt(1 - b2^t) with bias correction
+  bool bias_correction;
+};
+
+template <class T>
+void adam_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
+               T* __restrict v, const AdamCoefficients<T>& c) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T gi = g[i];
+    const T mi = c.b1 * m[i] + c.one_minus_b1 * gi;
+    const T vi = c.b2 * v[i] + c.one_minus_b2 * (gi * gi);
+    m[i] = mi;
+    v[i] = vi;
+    const T pi = c.apply_decay ? p[i] * c.decay : p[i];
+    const T denom = c.bias_correction ? std::sqrt(vi) * c.c2 + c.eps : std::sqrt(vi) + c.eps;
+    p[i] = pi - (c.step_scale * mi) / denom;
+  }
+}
+
+}  // namespace descent::kernels

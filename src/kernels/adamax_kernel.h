@@ -1,0 +1,29 @@
+// Adamax: v = max(b2*v, |g|) (NaN-propagating, eps outside the max), p -= (lr*m) / (v + eps).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/scalar_ops.h"
+
+namespace descent::kernels {
+
+template <class T>
+struct AdamaxCoefficients {
+  T lr, b1, one_minus_b1, b2, eps;
+};
+
+template <class T>
+void adamax_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
+                 T* __restrict v, const AdamaxCoefficients<T>& c) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T gi = g[i];
+    const T mi = c.b1 * m[i] + c.one_minus_b1 * gi;
+    const T vi = maximum_nan(c.b2 * v[i], std::abs(gi));
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] - (c.lr * mi) / (vi + c.eps);
+  }
+}
+
+}  // namespace descent::kernels

@@ -1,0 +1,31 @@
+// Lion: c = b1*m + (1-b1)*g with the old m; m = b2*m + (1-b2)*g; optional decay (1 - lr*wd)*p;
+// p -= lr * sign(c). One fused pass over (p, g, m).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/scalar_ops.h"
+
+namespace descent::kernels {
+
+template <class T>
+struct LionCoefficients {
+  T lr, b1, one_minus_b1, b2, one_minus_b2;
+  T decay;  // (1 - lr*wd), applied when apply_decay
+  bool apply_decay;
+};
+
+template <class T>
+void lion_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
+               const LionCoefficients<T>& c) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T gi = g[i];
+    const T mi = m[i];
+    const T dir = c.b1 * mi + c.one_minus_b1 * gi;
+    m[i] = c.b2 * mi + c.one_minus_b2 * gi;
+    const T pi = c.apply_decay ? c.decay * p[i] : p[i];
+    p[i] = pi - c.lr * sign(dir);
+  }
+}
+
+}  // namespace descent::kernels

@@ -1,0 +1,25 @@
+// RMSprop: v = a*v + (1-a)*g^2; p -= (lr*g) / (sqrt(v) + eps). One fused pass.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace descent::kernels {
+
+template <class T>
+struct RmspropCoefficients {
+  T lr, alpha, one_minus_alpha, eps;
+};
+
+template <class T>
+void rmsprop_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
+                  const RmspropCoefficients<T>& c) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T gi = g[i];
+    const T vi = c.alpha * v[i] + c.one_minus_alpha * (gi * gi);
+    v[i] = vi;
+    p[i] = p[i] - (c.lr * gi) / (std::sqrt(vi) + c.eps);
+  }
+}
+
+}  // namespace descent::kernels

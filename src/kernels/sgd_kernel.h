@@ -1,0 +1,34 @@
+// SGD: one fused pass over (p, g, v). Every coefficient arrives already rounded to T.
+#pragma once
+
+#include <cstdint>
+
+namespace descent::kernels {
+
+template <class T>
+struct SgdCoefficients {
+  T lr;
+  T weight_decay;  // applied as g + wd * p when has_weight_decay
+  T momentum;
+  T one_minus_dampening;  // used when dampened
+  bool has_weight_decay, has_momentum, dampened, nesterov;
+};
+
+template <class T>
+void sgd_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
+              const SgdCoefficients<T>& c) {
+  for (int64_t i = 0; i < n; ++i) {
+    T grad = c.has_weight_decay ? g[i] + c.weight_decay * p[i] : g[i];
+    if (!c.has_momentum) {
+      p[i] = p[i] - c.lr * grad;
+      continue;
+    }
+    T vel = c.momentum * v[i];
+    vel = vel + (c.dampened ? c.one_minus_dampening * grad : grad);
+    v[i] = vel;
+    const T upd = c.nesterov ? grad + c.momentum * vel : vel;
+    p[i] = p[i] - c.lr * upd;
+  }
+}
+
+}  // namespace descent::kernels

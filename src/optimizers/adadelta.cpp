@@ -1,0 +1,39 @@
+// AdaDelta (MLX): eps inside both square roots.
+#include "kernels/adadelta_kernel.h"
+#include "optimizers/rule.h"
+
+namespace descent {
+namespace {
+
+const Schema& adadelta_schema() {
+  static const Schema schema{
+      {double_spec("rho", 0.9, checks::non_negative), double_spec("eps", 1e-6, checks::positive)},
+      nullptr};
+  return schema;
+}
+
+class Adadelta final : public ElementwiseRule<Adadelta> {
+ public:
+  const Schema& schema() const override { return adadelta_schema(); }
+  std::vector<SlotSpec> slots(const Shape& s) const override { return same_shape(s, {"v", "u"}); }
+  void configure(const Hyperparameters& h) override {
+    rho_ = h.get_double("rho");
+    eps_ = h.get_double("eps");
+  }
+  template <class T>
+  void step(const StepContext& ctx, const TensorStep& t) {
+    const kernels::AdadeltaCoefficients<T> c{lr<T>(ctx), static_cast<T>(rho_),
+                                             static_cast<T>(1.0 - rho_), static_cast<T>(eps_)};
+    kernels::adadelta_step<T>(t.numel, static_cast<T*>(t.param), static_cast<const T*>(t.grad),
+                              slot<T>(t, 0), slot<T>(t, 1), c);
+  }
+
+ private:
+  double rho_ = 0.9, eps_ = 1e-6;
+};
+
+}  // namespace
+
+std::unique_ptr<Rule> make_adadelta() { return std::make_unique<Adadelta>(); }
+
+}  // namespace descent

@@ -1,0 +1,86 @@
+// An update rule: the part of an optimizer that differs between kinds. It declares its
+// hyperparameter schema and per-parameter state slots, and applies one step to one tensor.
+// Step counting, learning-rate storage, parameter bookkeeping and validation of buffers are
+// the Optimizer's job (core/optimizer.h), so a rule only does arithmetic.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/buffer.h"
+#include "common/dtype.h"
+#include "common/shape.h"
+#include "config/hyperparameters.h"
+
+namespace descent {
+
+struct SlotSpec {
+  std::string name;  // "m", "v", ...
+  Shape shape;
+};
+
+struct StepContext {
+  uint64_t step;          // already incremented: 1 on the first update
+  float learning_rate;    // as MLX stores it (float32)
+  bool has_learning_rate;
+};
+
+struct TensorStep {
+  DType dtype;
+  const Shape* shape;
+  int64_t numel;
+  void* param;
+  const void* grad;
+  Buffer* const* slots;  // in the order of Rule::slots()
+};
+
+class Rule {
+ public:
+  virtual ~Rule() = default;
+  virtual const Schema& schema() const = 0;
+  // False for rules (Adafactor) whose learning rate may be absent.
+  virtual bool requires_learning_rate() const { return true; }
+  virtual std::vector<SlotSpec> slots(const Shape& param_shape) const = 0;
+  // Reads the hyperparameters into typed fields; called before a step whenever they changed.
+  virtual void configure(const Hyperparameters& h) = 0;
+  // One step on one tensor. Must not allocate or throw.
+  virtual void apply(const StepContext& ctx, const TensorStep& t) noexcept = 0;
+};
+
+// Creates the rule of an optimizer kind ("sgd", "adam", ...); throws DESCENT_ERR_UNKNOWN_KIND.
+std::unique_ptr<Rule> make_rule(std::string_view kind);
+
+// Dispatches apply() to Derived::step<float> / step<double>.
+template <class Derived>
+class ElementwiseRule : public Rule {
+ public:
+  void apply(const StepContext& ctx, const TensorStep& t) noexcept override {
+    if (t.dtype == DType::Float32)
+      static_cast<Derived*>(this)->template step<float>(ctx, t);
+    else
+      static_cast<Derived*>(this)->template step<double>(ctx, t);
+  }
+
+ protected:
+  static std::vector<SlotSpec> same_shape(const Shape& s, std::initializer_list<const char*> names) {
+    std::vector<SlotSpec> out;
+    for (const char* n : names) out.push_back({n, s});
+    return out;
+  }
+  template <class T>
+  static T* slot(const TensorStep& t, int i) { return t.slots[i]->as<T>(); }
+  // MLX casts the float32 learning rate to the gradient's dtype.
+  template <class T>
+  static T lr(const StepContext& ctx) { return static_cast<T>(ctx.learning_rate); }
+};
+
+// Schema entries shared by several rules.
+HyperparameterSpec double_spec(std::string name, double def,
+                               std::function<std::string(const Value&)> check = nullptr);
+HyperparameterSpec bool_spec(std::string name, bool def);
+HyperparameterSpec betas_spec(double b1, double b2);
+
+}  // namespace descent
