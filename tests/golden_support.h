@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <iomanip>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -119,9 +120,8 @@ inline void expect_close(const std::string& where, const std::string& key,
     const bool ok = std::fabs(got[i] - e) <= tol.atol + tol.rtol * std::fabs(e) ||
                     (std::isnan(e) && std::isnan(got[i]));
     if (!ok && reported++ < 5) {
-      ADD_FAILURE() << where << " key " << key << " index " << i << ": got "
-                    << testing::PrintToString(got[i]) << ", expected "
-                    << testing::PrintToString(e) << " (|diff| " << std::fabs(got[i] - e)
+      ADD_FAILURE() << std::setprecision(17) << where << " key " << key << " index " << i
+                    << ": got " << got[i] << ", expected " << e << " (|diff| " << std::fabs(got[i] - e)
                     << " > atol " << tol.atol << " + rtol " << tol.rtol << " * |expected|)";
     }
   }
