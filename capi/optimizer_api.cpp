@@ -13,7 +13,7 @@ DESCENT_API descent_status descent_optimizer_create(const char* kind, descent_op
     require(kind, "kind");
     require(out, "out");
     auto handle = std::make_unique<descent_optimizer>();
-    handle->impl = std::make_unique<descent::Optimizer>(kind);
+    handle->impl = descent::make_optimizer(kind);
     *out = handle.release();
   });
 }

@@ -98,7 +98,7 @@ DESCENT_API const char* descent_last_error(void);
 /* ---- Optimizer lifecycle -------------------------------------------------------------------
  * create -> configure -> declare parameters -> [init] -> update ... -> free
  * Kinds are MLX's class names in lower case: "sgd", "rmsprop", "adagrad", "adadelta", "adam",
- * "adamw", "adamax", "lion". */
+ * "adamw", "adamax", "lion", "adafactor", "muon", and "multi" (parameter groups, see below). */
 typedef struct descent_optimizer descent_optimizer;
 
 /* Creates an optimizer with MLX's defaults. *out is set only on success and must be released
@@ -205,6 +205,101 @@ DESCENT_API descent_status descent_optimizer_state_get(const descent_optimizer* 
 DESCENT_API descent_status descent_optimizer_state_set(descent_optimizer* opt, const char* key,
                                                        descent_dtype dtype, const void* data,
                                                        size_t count);
+
+/* ---- Learning-rate schedules ----------------------------------------------------------------
+ * A schedule replaces the learning rate: before each update the optimizer evaluates it at the
+ * step count *before* the increment (MLX), so update k uses schedule(k - 1), and stores the
+ * result (float32) as "learning_rate". Schedules are given as
+ *  - a string: "cosine:<iters>:<min_lr>", "warmup_cosine:<warmup>:<iters>:<min_lr>" (the initial
+ *    value is the optimizer's learning_rate when the schedule is attached), or a spelled-out form
+ *    with every argument, e.g. "exponential_decay:0.1:0.9", "step_decay:0.1:0.9:1000",
+ *    "cosine_decay:0.1:1000:0.0", "linear_schedule:0:0.1:100" (see docs/schedules.md);
+ *  - JSON, as in the golden files and in descent_optimizer_configure_json:
+ *    {"learning_rate": {"schedule": "cosine_decay", "init": 0.1, "decay_steps": 1000}};
+ *  - a callback. The callback and user_data are kept until the schedule is replaced or the
+ *    optimizer freed; then free_user_data (may be NULL) is called with user_data. The callback
+ *    must return a finite value; otherwise the update fails with DESCENT_ERR_OUT_OF_RANGE. */
+typedef double (*descent_schedule_fn)(uint64_t step, void* user_data);
+
+DESCENT_API descent_status descent_optimizer_set_schedule(descent_optimizer* opt, const char* spec);
+DESCENT_API descent_status descent_optimizer_set_schedule_callback(descent_optimizer* opt,
+                                                                   descent_schedule_fn fn,
+                                                                   void* user_data,
+                                                                   void (*free_user_data)(void*));
+/* Removes the schedule; the learning rate keeps its last value. */
+DESCENT_API descent_status descent_optimizer_clear_schedule(descent_optimizer* opt);
+/* Evaluates a schedule (string or JSON form) at a step, without an optimizer. String forms that
+ * take their initial value from an optimizer use init_lr. */
+DESCENT_API descent_status descent_schedule_value(const char* spec, double init_lr, uint64_t step,
+                                                  double* out);
+
+/* ---- Gradient clipping ------------------------------------------------------------------------
+ * MLX's clip_grad_norm over a set of tensors, in place: total = sqrt(sum of squares of every
+ * element of every tensor) computed accurately (double accumulation), scale =
+ * min(max_norm / (total + 1e-6), 1), every gradient multiplied by scale. *total_norm (may be
+ * NULL) receives the norm before clipping. max_norm < 0 is DESCENT_ERR_OUT_OF_RANGE. */
+DESCENT_API descent_status descent_clip_grad_norm(size_t count, const descent_dtype* dtypes,
+                                                  const int64_t* numels, void* const* grads,
+                                                  double max_norm, double* total_norm);
+
+/* ---- Saving and resuming ----------------------------------------------------------------------
+ * The whole state (step, learning rate, schedule position, every slot) plus the hyperparameters
+ * needed to continue, as safetensors with MLX's tree_flatten key names: a file written by
+ * mx.save_safetensors(path, tree_flatten(opt.state)) loads here and one written here loads in
+ * MLX. descent's own information (kind, hyperparameters, format version) is in __metadata__.
+ * Parameters must be declared before loading; the file must match them in dtype and shape.
+ * A load that fails changes nothing. A save never leaves a damaged file where a good one was
+ * (temporary file, fsync, rename, fsync of the directory). */
+DESCENT_API descent_status descent_optimizer_save(const descent_optimizer* opt, const char* path);
+DESCENT_API descent_status descent_optimizer_load(descent_optimizer* opt, const char* path);
+/* Serialises into buf[0..capacity); *size receives the byte count. With buf == NULL only *size is
+ * written; a smaller capacity is DESCENT_ERR_BUFFER_TOO_SMALL. */
+DESCENT_API descent_status descent_optimizer_save_to_buffer(const descent_optimizer* opt, void* buf,
+                                                            size_t capacity, size_t* size);
+DESCENT_API descent_status descent_optimizer_load_from_buffer(descent_optimizer* opt,
+                                                              const void* buf, size_t size);
+
+/* ---- MultiOptimizer (kind "multi") --------------------------------------------------------------
+ * Parameter groups as in MLX: each parameter goes to the first group whose filter accepts it; the
+ * last group is the fallback and accepts everything. A group's filter accepts a parameter when
+ * any of its include clauses matches and none of its exclude patterns does. Each group keeps its
+ * own step and state; state keys are "states.<i>.<key>". A group that receives no parameter is
+ * fine (MLX raises IndexError). Groups and filters are fixed once the state is initialised. */
+typedef bool (*descent_filter_fn)(const char* name, size_t ndim, const int64_t* shape,
+                                  void* user_data);
+
+/* Adds a group with a new optimizer of `kind`, configured by config_json (may be NULL).
+ * *index (may be NULL) receives the group's index. */
+DESCENT_API descent_status descent_multi_add_group(descent_optimizer* multi, const char* kind,
+                                                   const char* config_json, size_t* index);
+DESCENT_API descent_status descent_multi_group_count(const descent_optimizer* multi, size_t* out);
+/* A borrowed handle on group `index` for configuring it (hyperparameters, schedule). It is owned
+ * by the multi optimizer: do not free it; it is valid as long as `multi`. */
+DESCENT_API descent_status descent_multi_group(descent_optimizer* multi, size_t index,
+                                               descent_optimizer** out);
+/* Include clauses: a name glob ('*' any run, '?' one character; "blocks.*" is a prefix,
+ * "*.bias" a suffix), a range of ndim (inclusive; max < 0 means unbounded), or a callback
+ * (kept like a schedule callback). Exclude: a name glob that rejects a parameter. */
+DESCENT_API descent_status descent_multi_filter_name(descent_optimizer* multi, size_t index,
+                                                     const char* glob);
+DESCENT_API descent_status descent_multi_filter_ndim(descent_optimizer* multi, size_t index,
+                                                     int64_t min_ndim, int64_t max_ndim);
+DESCENT_API descent_status descent_multi_filter_callback(descent_optimizer* multi, size_t index,
+                                                         descent_filter_fn fn, void* user_data,
+                                                         void (*free_user_data)(void*));
+DESCENT_API descent_status descent_multi_exclude_name(descent_optimizer* multi, size_t index,
+                                                      const char* glob);
+/* The group a declared parameter belongs to (filters are evaluated when this is called). */
+DESCENT_API descent_status descent_multi_parameter_group(const descent_optimizer* multi,
+                                                         const char* name, size_t* out);
+/* The usual split in one call: group 0 is Muon for parameters with ndim >= 2 whose names match
+ * none of the comma-separated globs in adamw_names (NULL: "*embed*,*lm_head*,*head*,*norm*"),
+ * group 1 is AdamW for everything else. Either config may be NULL (defaults; a learning_rate is
+ * still required before the first update). */
+DESCENT_API descent_status descent_multi_create_muon_adamw(const char* muon_config_json,
+                                                           const char* adamw_config_json,
+                                                           const char* adamw_names,
+                                                           descent_optimizer** out);
 
 #ifdef __cplusplus
 }

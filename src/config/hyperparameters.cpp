@@ -37,6 +37,11 @@ std::string value_string(const Value& v) {
   return out.str();
 }
 
+std::string value_json(const Value& v) {
+  if (v.index() == 0) return "null";
+  return value_string(v);  // already JSON: numbers, true/false, [a, b]
+}
+
 const HyperparameterSpec* Schema::find(std::string_view name) const {
   for (const auto& s : specs)
     if (s.name == name) return &s;

@@ -38,7 +38,7 @@ Value to_value(const std::string& key, const nlohmann::json& j) {
 
 }  // namespace
 
-std::vector<std::pair<std::string, Value>> parse_hyperparameter_json(std::string_view json) {
+HyperparameterEntries parse_hyperparameter_json(std::string_view json) {
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(json.begin(), json.end());
@@ -48,8 +48,15 @@ std::vector<std::pair<std::string, Value>> parse_hyperparameter_json(std::string
   if (!doc.is_object())
     throw Error(DESCENT_ERR_PARSE, std::string("configuration must be a JSON object, got ") +
                                        doc.type_name());
-  std::vector<std::pair<std::string, Value>> out;
-  for (auto it = doc.begin(); it != doc.end(); ++it) out.emplace_back(it.key(), to_value(it.key(), it.value()));
+  HyperparameterEntries out;
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    if (it.key() == "learning_rate" && it.value().is_object()) {
+      out.schedule_json = it.value().dump();
+      out.emplace_back(it.key(), std::monostate{});
+      continue;
+    }
+    out.emplace_back(it.key(), to_value(it.key(), it.value()));
+  }
   return out;
 }
 

@@ -3,6 +3,7 @@
 // the optimizer's schema.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -12,6 +13,12 @@
 
 namespace descent {
 
-std::vector<std::pair<std::string, Value>> parse_hyperparameter_json(std::string_view json);
+struct HyperparameterEntries : std::vector<std::pair<std::string, Value>> {
+  // Set when "learning_rate" is an object: a schedule, as JSON text. The entry for
+  // "learning_rate" is then present with no value.
+  std::optional<std::string> schedule_json;
+};
+
+HyperparameterEntries parse_hyperparameter_json(std::string_view json);
 
 }  // namespace descent

@@ -25,5 +25,7 @@ inline descent_value_type value_type(const Value& v) {
 
 const char* value_type_name(descent_value_type t);
 std::string value_string(const Value& v);
+// The value as JSON text that parses back to the same value (doubles with 17 digits).
+std::string value_json(const Value& v);
 
 }  // namespace descent

@@ -40,10 +40,15 @@ struct TensorStep {
 class Rule {
  public:
   virtual ~Rule() = default;
+  virtual std::unique_ptr<Rule> clone() const = 0;
   virtual const Schema& schema() const = 0;
   // False for rules (Adafactor) whose learning rate may be absent.
   virtual bool requires_learning_rate() const { return true; }
+  // The state slots of a parameter, given the configured hyperparameters.
   virtual std::vector<SlotSpec> slots(const Shape& param_shape) const = 0;
+  // Called at init for every parameter, after configure(): allocate per-shape workspace here so
+  // that apply() never allocates. May throw.
+  virtual void prepare(DType /*dtype*/, const Shape& /*param_shape*/) {}
   // Reads the hyperparameters into typed fields; called before a step whenever they changed.
   virtual void configure(const Hyperparameters& h) = 0;
   // One step on one tensor. Must not allocate or throw.
@@ -57,6 +62,9 @@ std::unique_ptr<Rule> make_rule(std::string_view kind);
 template <class Derived>
 class ElementwiseRule : public Rule {
  public:
+  std::unique_ptr<Rule> clone() const override {
+    return std::make_unique<Derived>(static_cast<const Derived&>(*this));
+  }
   void apply(const StepContext& ctx, const TensorStep& t) noexcept override {
     if (t.dtype == DType::Float32)
       static_cast<Derived*>(this)->template step<float>(ctx, t);

@@ -1,4 +1,4 @@
-#include "core/optimizer.h"
+#include "core/rule_optimizer.h"
 
 #include <cmath>
 #include <cstring>
@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "config/json_config.h"
+#include "schedules/schedule_parse.h"
 
 namespace descent {
 
@@ -35,14 +36,39 @@ std::string join_key(const std::string& a, const std::string& b) { return a + ".
 
 }  // namespace
 
-Optimizer::Optimizer(std::string_view kind)
+RuleOptimizer::RuleOptimizer(std::string_view kind)
     : kind_(kind), rule_(make_rule(kind)), hyper_(rule_->schema()) {
   rebuild_state_keys();
 }
 
+RuleOptimizer::RuleOptimizer(const RuleOptimizer& o)
+    : kind_(o.kind_),
+      rule_(o.rule_->clone()),
+      hyper_(o.hyper_),
+      rule_configured_(o.rule_configured_),
+      learning_rate_(o.learning_rate_),
+      schedule_(o.schedule_),
+      step_(o.step_),
+      initialized_(o.initialized_),
+      params_(o.params_),
+      param_index_(o.param_index_),
+      slot_index_(o.slot_index_),
+      state_keys_(o.state_keys_),
+      scratch_index_(o.scratch_index_),
+      scratch_seen_(o.scratch_seen_) {
+  for (auto& p : params_) {
+    p.slot_ptrs.clear();
+    for (auto& b : p.slots) p.slot_ptrs.push_back(&b);
+  }
+}
+
+std::unique_ptr<Optimizer> RuleOptimizer::clone() const {
+  return std::make_unique<RuleOptimizer>(*this);
+}
+
 // ---- hyperparameters ---------------------------------------------------------------------
 
-void Optimizer::set_hyperparameter(std::string_view key, const Value& value) {
+void RuleOptimizer::set_hyperparameter(std::string_view key, const Value& value) {
   if (key == kLearningRate) {
     if (value.index() == 0) {
       if (rule_->requires_learning_rate())
@@ -58,7 +84,7 @@ void Optimizer::set_hyperparameter(std::string_view key, const Value& value) {
   rule_configured_ = false;
 }
 
-Value Optimizer::hyperparameter(std::string_view key) const {
+Value RuleOptimizer::hyperparameter(std::string_view key) const {
   if (key == kLearningRate) {
     if (!learning_rate_) return std::monostate{};
     return static_cast<double>(*learning_rate_);
@@ -66,7 +92,7 @@ Value Optimizer::hyperparameter(std::string_view key) const {
   return hyper_.get(key);
 }
 
-const std::string& Optimizer::hyperparameter_name(std::size_t index) const {
+const std::string& RuleOptimizer::hyperparameter_name(std::size_t index) const {
   if (index == 0) return kLearningRate;
   if (index > hyper_.schema().specs.size())
     throw Error(DESCENT_ERR_INVALID_ARGUMENT,
@@ -75,13 +101,18 @@ const std::string& Optimizer::hyperparameter_name(std::size_t index) const {
   return hyper_.schema().specs[index - 1].name;
 }
 
-void Optimizer::configure_json(std::string_view json) {
+void RuleOptimizer::configure_json(std::string_view json) {
   const auto entries = parse_hyperparameter_json(json);
   // Apply to copies, validate as a whole, then commit.
   Hyperparameters hyper = hyper_;
   std::optional<float> lr = learning_rate_;
+  SchedulePtr schedule = schedule_;
   for (const auto& [key, value] : entries) {
-    if (key == kLearningRate) {
+    if (key == kLearningRate && entries.schedule_json) {
+      schedule = parse_schedule(*entries.schedule_json, lr ? static_cast<double>(*lr) : 0.0);
+      lr = static_cast<float>(schedule->value(step_));
+    } else if (key == kLearningRate) {
+      schedule.reset();
       if (value.index() == 0) {
         if (rule_->requires_learning_rate())
           throw Error(DESCENT_ERR_WRONG_TYPE, "learning_rate: is required and cannot be null");
@@ -96,11 +127,35 @@ void Optimizer::configure_json(std::string_view json) {
   hyper.validate_together();
   hyper_ = std::move(hyper);
   learning_rate_ = lr;
+  schedule_ = std::move(schedule);
   rule_configured_ = false;
   rebuild_state_keys();
 }
 
-void Optimizer::check_ready() const {
+std::string RuleOptimizer::config_json() const {
+  std::string out = "{";
+  auto add = [&](const std::string& key, const std::string& value) {
+    out += (out.size() > 1 ? ", \"" : "\"") + key + "\": " + value;
+  };
+  if (schedule_ && !schedule_->to_json().empty())
+    add(kLearningRate, schedule_->to_json());
+  else if (learning_rate_)
+    add(kLearningRate, value_json(static_cast<double>(*learning_rate_)));
+  for (const auto& spec : hyper_.schema().specs) add(spec.name, value_json(hyper_.get(spec.name)));
+  return out + "}";
+}
+
+void RuleOptimizer::set_schedule(SchedulePtr schedule) {
+  if (schedule) {
+    // MLX stores schedule(step) as the learning rate when the schedule is attached.
+    const float lr = static_cast<float>(schedule->value(step_));
+    learning_rate_ = lr;
+  }
+  schedule_ = std::move(schedule);
+  rebuild_state_keys();
+}
+
+void RuleOptimizer::check_ready() const {
   if (rule_->requires_learning_rate() && !learning_rate_)
     throw Error(DESCENT_ERR_INVALID_STATE,
                 "learning_rate: " + kind_ + " needs a learning rate and none was set");
@@ -109,7 +164,7 @@ void Optimizer::check_ready() const {
 
 // ---- parameters --------------------------------------------------------------------------
 
-void Optimizer::add_parameter(std::string_view name, DType dtype, Shape shape) {
+void RuleOptimizer::add_parameter(std::string_view name, DType dtype, Shape shape) {
   const std::string what = "parameter '" + std::string(name) + "'";
   if (name.empty()) throw Error(DESCENT_ERR_INVALID_ARGUMENT, "parameter name is empty");
   if (initialized_)
@@ -131,46 +186,53 @@ void Optimizer::add_parameter(std::string_view name, DType dtype, Shape shape) {
                                                     " is too large");
     n *= d;
   }
-  Parameter p{std::string(name), dtype, std::move(shape), n, {}, {}, {}};
-  p.slot_specs = rule_->slots(p.shape);
-  for (const auto& s : p.slot_specs) {
-    const std::string key = join_key(p.name, s.name);
-    if (slot_index_.count(key) || param_index_.count(key))
-      throw Error(DESCENT_ERR_DUPLICATE, what + ": state key '" + key +
-                                             "' collides with one of another parameter");
-  }
   // Everything validated: commit.
-  const std::size_t index = params_.size();
-  params_.push_back(std::move(p));
-  param_index_.emplace(params_.back().name, index);
-  const Parameter& added = params_.back();
-  for (std::size_t s = 0; s < added.slot_specs.size(); ++s)
-    slot_index_.emplace(join_key(added.name, added.slot_specs[s].name), SlotRef{index, s});
+  params_.push_back(Parameter{std::string(name), dtype, std::move(shape), n, {}, {}, {}});
+  param_index_.emplace(params_.back().name, params_.size() - 1);
   scratch_index_.reserve(params_.size());
   scratch_seen_.assign(params_.size(), 0);
 }
 
-void Optimizer::init() {
+void RuleOptimizer::configure_rule() {
+  if (rule_configured_) return;
+  rule_->configure(hyper_);
+  rule_configured_ = true;
+}
+
+void RuleOptimizer::init() {
   if (initialized_) return;
   check_ready();
-  // Allocate everything before committing anything.
-  std::vector<std::vector<Buffer>> all(params_.size());
+  configure_rule();
+  // Decide and allocate everything before committing anything.
+  std::vector<std::vector<SlotSpec>> specs(params_.size());
+  std::vector<std::vector<Buffer>> buffers(params_.size());
+  std::map<std::string, SlotRef, std::less<>> index;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const Parameter& p = params_[i];
-    for (const auto& s : p.slot_specs)
-      all[i].emplace_back(static_cast<std::size_t>(numel(s.shape)) * dtype_size(p.dtype));
+    specs[i] = rule_->slots(p.shape);
+    for (std::size_t s = 0; s < specs[i].size(); ++s) {
+      const std::string key = join_key(p.name, specs[i][s].name);
+      if (!index.emplace(key, SlotRef{i, s}).second || param_index_.count(key))
+        throw Error(DESCENT_ERR_DUPLICATE, "parameter '" + p.name + "': state key '" + key +
+                                               "' collides with one of another parameter");
+      buffers[i].emplace_back(static_cast<std::size_t>(numel(specs[i][s].shape)) *
+                              dtype_size(p.dtype));
+    }
+    rule_->prepare(p.dtype, p.shape);
   }
   for (std::size_t i = 0; i < params_.size(); ++i) {
     Parameter& p = params_[i];
-    p.slots = std::move(all[i]);
+    p.slot_specs = std::move(specs[i]);
+    p.slots = std::move(buffers[i]);
     p.slot_ptrs.clear();
     for (auto& b : p.slots) p.slot_ptrs.push_back(&b);
   }
+  slot_index_ = std::move(index);
   initialized_ = true;
   rebuild_state_keys();
 }
 
-void Optimizer::update(std::size_t count, const char* const* names, const descent_dtype* dtypes,
+void RuleOptimizer::update(std::size_t count, const char* const* names, const descent_dtype* dtypes,
                        const int64_t* numels, void* const* params, const void* const* grads) {
   if (count > 0 && (!names || !params || !grads))
     throw Error(DESCENT_ERR_NULL_ARGUMENT, std::string(!names ? "names" : !params ? "params" : "grads") +
@@ -216,12 +278,15 @@ void Optimizer::update(std::size_t count, const char* const* names, const descen
     scratch_seen_[k] = 1;
     scratch_index_.push_back(k);
   }
+  // MLX evaluates the schedule at the step before the increment.
+  const float lr = schedule_ ? static_cast<float>(schedule_->value(step_)) : learning_rate_.value_or(0.0f);
+  if (schedule_ && !std::isfinite(lr))
+    throw Error(DESCENT_ERR_OUT_OF_RANGE, "learning_rate: the schedule returned a non-finite value at step " +
+                                              std::to_string(step_));
   if (!initialized_) init();  // MLX initialises lazily on the first update
-  if (!rule_configured_) {
-    rule_->configure(hyper_);
-    rule_configured_ = true;
-  }
+  configure_rule();
   // Nothing below can fail.
+  if (schedule_) learning_rate_ = lr;
   ++step_;
   const StepContext ctx{step_, learning_rate_.value_or(0.0f), learning_rate_.has_value()};
   for (std::size_t i = 0; i < count; ++i) {
@@ -233,7 +298,7 @@ void Optimizer::update(std::size_t count, const char* const* names, const descen
 
 // ---- state -------------------------------------------------------------------------------
 
-void Optimizer::rebuild_state_keys() {
+void RuleOptimizer::rebuild_state_keys() {
   std::vector<std::string> keys{kStep};
   if (learning_rate_) keys.push_back(kLearningRate);
   if (initialized_)
@@ -242,7 +307,7 @@ void Optimizer::rebuild_state_keys() {
   state_keys_ = std::move(keys);
 }
 
-const std::string& Optimizer::state_key(std::size_t index) const {
+const std::string& RuleOptimizer::state_key(std::size_t index) const {
   if (index >= state_keys_.size())
     throw Error(DESCENT_ERR_INVALID_ARGUMENT,
                 "index " + std::to_string(index) + " is past the last state key (" +
@@ -250,16 +315,31 @@ const std::string& Optimizer::state_key(std::size_t index) const {
   return state_keys_[index];
 }
 
-std::optional<Optimizer::SlotRef> Optimizer::find_slot(std::string_view key) const {
-  auto it = slot_index_.find(key);
-  if (it == slot_index_.end()) return std::nullopt;
-  return it->second;
+std::optional<RuleOptimizer::SlotRef> RuleOptimizer::find_slot(std::string_view key) const {
+  if (initialized_) {
+    auto it = slot_index_.find(key);
+    if (it == slot_index_.end()) return std::nullopt;
+    return it->second;
+  }
+  // Before init: the slot init would create, from a configured copy of the rule.
+  std::unique_ptr<Rule> planner = rule_->clone();
+  planner->configure(hyper_);
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const Parameter& p = params_[i];
+    if (key.size() <= p.name.size() + 1 || key.compare(0, p.name.size(), p.name) != 0 ||
+        key[p.name.size()] != '.')
+      continue;
+    const auto specs = planner->slots(p.shape);
+    for (std::size_t s = 0; s < specs.size(); ++s)
+      if (key.substr(p.name.size() + 1) == specs[s].name) return SlotRef{i, s};
+  }
+  return std::nullopt;
 }
 
-SlotInfo Optimizer::state_info(std::string_view key) const {
+SlotInfo RuleOptimizer::state_info(std::string_view key) const {
   if (key == kStep) return {DType::UInt64, {}};
   if (key == kLearningRate && learning_rate_) return {DType::Float32, {}};
-  const auto ref = initialized_ ? find_slot(key) : std::nullopt;
+  const auto ref = initialized_ ? find_slot(key) : std::nullopt;  // MLX: no slots before init
   if (!ref) throw Error(DESCENT_ERR_UNKNOWN_KEY, "state key '" + std::string(key) + "' does not exist");
   const Parameter& p = params_[ref->param];
   return {p.dtype, p.slot_specs[ref->slot].shape};
@@ -279,7 +359,7 @@ void check_slot_request(std::string_view key, const SlotInfo& info, DType dtype,
 }
 }  // namespace
 
-void Optimizer::state_get(std::string_view key, DType dtype, void* out, std::size_t count) const {
+void RuleOptimizer::state_get(std::string_view key, DType dtype, void* out, std::size_t count) const {
   const SlotInfo info = state_info(key);
   check_slot_request(key, info, dtype, count);
   if (key == kStep) {
@@ -294,7 +374,7 @@ void Optimizer::state_get(std::string_view key, DType dtype, void* out, std::siz
   }
 }
 
-void Optimizer::state_set(std::string_view key, DType dtype, const void* data, std::size_t count) {
+void RuleOptimizer::state_set(std::string_view key, DType dtype, const void* data, std::size_t count) {
   if (key == kStep || key == kLearningRate) {
     check_slot_request(key, key == kStep ? SlotInfo{DType::UInt64, {}} : SlotInfo{DType::Float32, {}},
                        dtype, count);
@@ -308,11 +388,23 @@ void Optimizer::state_set(std::string_view key, DType dtype, const void* data, s
     }
     return;
   }
+  if (!initialized_) {
+    // Setting a slot implies the state exists, as after MLX's init: validate against the slot
+    // init would create, then initialise.
+    const auto planned = find_slot(key);
+    if (!planned)
+      throw Error(DESCENT_ERR_UNKNOWN_KEY, "state key '" + std::string(key) + "' does not exist");
+    std::unique_ptr<Rule> planner = rule_->clone();
+    planner->configure(hyper_);
+    const Parameter& p = params_[planned->param];
+    check_slot_request(key, SlotInfo{p.dtype, planner->slots(p.shape)[planned->slot].shape}, dtype,
+                       count);
+    init();
+  }
   const auto ref = find_slot(key);
   if (!ref) throw Error(DESCENT_ERR_UNKNOWN_KEY, "state key '" + std::string(key) + "' does not exist");
   const Parameter& p = params_[ref->param];
   check_slot_request(key, SlotInfo{p.dtype, p.slot_specs[ref->slot].shape}, dtype, count);
-  if (!initialized_) init();  // setting a slot implies the state exists, as after MLX's init
   Buffer& b = params_[ref->param].slots[ref->slot];
   if (b.bytes()) std::memcpy(b.data(), data, b.bytes());
 }

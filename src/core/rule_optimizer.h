@@ -1,0 +1,91 @@
+// An optimizer with one update rule: hyperparameters, declared parameters, the step counter, the
+// learning rate (or its schedule) and the per-parameter state slots, plus the update protocol
+// around the Rule.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/buffer.h"
+#include "common/dtype.h"
+#include "common/shape.h"
+#include "config/hyperparameters.h"
+#include "core/optimizer.h"
+#include "optimizers/rule.h"
+
+namespace descent {
+
+class RuleOptimizer final : public Optimizer {
+ public:
+  explicit RuleOptimizer(std::string_view kind);
+  RuleOptimizer(const RuleOptimizer& other);
+
+  const std::string& kind() const override { return kind_; }
+  std::unique_ptr<Optimizer> clone() const override;
+
+  void set_hyperparameter(std::string_view key, const Value& value) override;
+  Value hyperparameter(std::string_view key) const override;
+  std::size_t hyperparameter_count() const override { return 1 + hyper_.schema().specs.size(); }
+  const std::string& hyperparameter_name(std::size_t index) const override;
+  void configure_json(std::string_view json) override;
+  std::string config_json() const override;
+  void set_schedule(SchedulePtr schedule) override;
+
+  void add_parameter(std::string_view name, DType dtype, Shape shape) override;
+  std::size_t parameter_count() const override { return params_.size(); }
+  void init() override;
+  void update(std::size_t count, const char* const* names, const descent_dtype* dtypes,
+              const int64_t* numels, void* const* params, const void* const* grads) override;
+
+  std::size_t state_count() const override { return state_keys_.size(); }
+  const std::string& state_key(std::size_t index) const override;
+  SlotInfo state_info(std::string_view key) const override;
+  void state_get(std::string_view key, DType dtype, void* out, std::size_t count) const override;
+  void state_set(std::string_view key, DType dtype, const void* data, std::size_t count) override;
+
+  uint64_t step() const { return step_; }
+
+ private:
+  struct Parameter {
+    std::string name;
+    DType dtype;
+    Shape shape;
+    int64_t numel;
+    std::vector<SlotSpec> slot_specs;  // decided at init, from the configured rule
+    std::vector<Buffer> slots;         // empty until initialised
+    std::vector<Buffer*> slot_ptrs;    // stable pointers handed to the rule
+  };
+  struct SlotRef {
+    std::size_t param;
+    std::size_t slot;
+  };
+
+  void check_ready() const;  // learning rate present, constraints between keys hold
+  void configure_rule();     // hands changed hyperparameters to the rule
+  void rebuild_state_keys();
+  // The slot a key names; before init, the slot init would create.
+  std::optional<SlotRef> find_slot(std::string_view key) const;
+
+  std::string kind_;
+  std::unique_ptr<Rule> rule_;
+  Hyperparameters hyper_;
+  bool rule_configured_ = false;
+  std::optional<float> learning_rate_;  // float32, as MLX stores it
+  SchedulePtr schedule_;                // when set, overwrites learning_rate_ before each step
+  uint64_t step_ = 0;
+  bool initialized_ = false;
+  std::vector<Parameter> params_;
+  std::map<std::string, std::size_t, std::less<>> param_index_;
+  std::map<std::string, SlotRef, std::less<>> slot_index_;  // "<param>.<slot>", after init
+  std::vector<std::string> state_keys_;
+  // Scratch reused by update() so that a steady-state step does not allocate.
+  std::vector<std::size_t> scratch_index_;
+  std::vector<unsigned char> scratch_seen_;
+};
+
+}  // namespace descent
