@@ -1,5 +1,6 @@
-// Every MLX golden trajectory of the elementwise optimizers, replayed through the C API:
-// parameters and every state slot after every step, within the file's tolerance.
+// Every MLX golden trajectory of kind "optimizer" (every optimizer, schedules in the config
+// included), replayed through the C API: parameters and every state slot after every step,
+// within the file's tolerance.
 #include <dirent.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@ namespace {
 
 using golden::Json;
 
+// Cases whose file name starts with "<kind>_v" for one of `kinds`.
 std::vector<std::string> cases_for(const std::vector<std::string>& kinds) {
   std::vector<std::string> out;
   DIR* dir = opendir((golden::data_dir() + "/golden").c_str());
@@ -27,21 +29,34 @@ std::vector<std::string> cases_for(const std::vector<std::string>& kinds) {
   return out;
 }
 
-class GoldenElementwise : public testing::TestWithParam<std::string> {};
+// Every case file of kind "optimizer".
+std::vector<std::string> all_optimizer_cases() {
+  std::vector<std::string> out;
+  DIR* dir = opendir((golden::data_dir() + "/golden").c_str());
+  if (!dir) return out;
+  while (dirent* e = readdir(dir)) {
+    const std::string name = e->d_name;
+    if (name.size() < 6 || name.compare(name.size() - 5, 5, ".json") != 0) continue;
+    if (golden::load(golden::data_dir() + "/golden/" + name).at("kind") == "optimizer")
+      out.push_back(name.substr(0, name.size() - 5));
+  }
+  closedir(dir);
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
-TEST_P(GoldenElementwise, MatchesMlxTrajectory) {
+class GoldenOptimizer : public testing::TestWithParam<std::string> {};
+
+TEST_P(GoldenOptimizer, MatchesMlxTrajectory) {
   const Json c = golden::load(golden::data_dir() + "/golden/" + GetParam() + ".json");
   ASSERT_EQ(c.at("kind"), "optimizer");
   const descent_dtype dtype = golden::dtype_of(c);
   const golden::Tolerance tol{c.at("tolerance").at("rtol").get<double>(),
                               c.at("tolerance").at("atol").get<double>()};
 
-  descent_optimizer* opt = nullptr;
-  ASSERT_EQ(descent_optimizer_create(c.at("optimizer").get<std::string>().c_str(), &opt), DESCENT_OK)
-      << descent_last_error();
+  descent_optimizer* opt = golden::create_for_case(c);
+  ASSERT_NE(opt, nullptr);
   std::unique_ptr<descent_optimizer, void (*)(descent_optimizer*)> guard(opt, descent_optimizer_free);
-  ASSERT_EQ(descent_optimizer_configure_json(opt, c.at("config").dump().c_str()), DESCENT_OK)
-      << descent_optimizer_last_error(opt);
 
   std::vector<std::string> names;
   std::map<std::string, golden::Tensor> params;
@@ -102,15 +117,14 @@ TEST_P(GoldenElementwise, MatchesMlxTrajectory) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Mlx, GoldenElementwise,
-                         testing::ValuesIn(cases_for({"sgd", "rmsprop", "adagrad", "adadelta",
-                                                      "adam", "adamw", "adamax", "lion"})),
+INSTANTIATE_TEST_SUITE_P(Mlx, GoldenOptimizer, testing::ValuesIn(all_optimizer_cases()),
                          [](const testing::TestParamInfo<std::string>& info) { return info.param; });
 
-TEST(GoldenElementwise, AllCasesPresent) {
+TEST(GoldenOptimizer, AllCasesPresent) {
   // 21 float32/float64 pairs for the eight optimizers; guards against an empty data directory.
   EXPECT_EQ(cases_for({"sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "adamax", "lion"}).size(),
             42u);
+  EXPECT_GE(all_optimizer_cases().size(), 42u);
 }
 
 }  // namespace

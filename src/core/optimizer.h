@@ -26,6 +26,10 @@ class Optimizer {
 
   virtual const std::string& kind() const = 0;
   virtual std::unique_ptr<Optimizer> clone() const = 0;
+  // Takes over the contents of `other` (a modified clone of this optimizer), keeping the identity
+  // of this object and of any sub-optimizers so that handles borrowed from it stay valid. All-or-
+  // nothing operations (load) work on a clone and adopt it on success. Does not throw.
+  virtual void adopt(Optimizer& other) noexcept = 0;
 
   // Hyperparameters, "learning_rate" included.
   virtual void set_hyperparameter(std::string_view key, const Value& value) = 0;

@@ -66,6 +66,11 @@ std::unique_ptr<Optimizer> RuleOptimizer::clone() const {
   return std::make_unique<RuleOptimizer>(*this);
 }
 
+void RuleOptimizer::adopt(Optimizer& other) noexcept {
+  // Moving the vectors keeps every Buffer (and so every slot pointer) where it is.
+  *this = std::move(static_cast<RuleOptimizer&>(other));
+}
+
 // ---- hyperparameters ---------------------------------------------------------------------
 
 void RuleOptimizer::set_hyperparameter(std::string_view key, const Value& value) {

@@ -24,9 +24,13 @@ class RuleOptimizer final : public Optimizer {
  public:
   explicit RuleOptimizer(std::string_view kind);
   RuleOptimizer(const RuleOptimizer& other);
+  RuleOptimizer(RuleOptimizer&&) noexcept = default;
+  RuleOptimizer& operator=(RuleOptimizer&&) noexcept = default;
+  RuleOptimizer& operator=(const RuleOptimizer&) = delete;
 
   const std::string& kind() const override { return kind_; }
   std::unique_ptr<Optimizer> clone() const override;
+  void adopt(Optimizer& other) noexcept override;
 
   void set_hyperparameter(std::string_view key, const Value& value) override;
   Value hyperparameter(std::string_view key) const override;
