@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs, from Debian's apt archive, the packages descent needs to build and test.
+# Idempotent: prints nothing and touches nothing when everything is already installed.
+# Runs apt-get as root directly, otherwise through sudo.
+set -euo pipefail
+
+packages=(
+  build-essential   # gcc, g++, make, binutils (nm, readelf)
+  g++
+  cmake
+  pkg-config
+  libopenblas-dev
+  liblapacke-dev
+  libgtest-dev
+  libgmock-dev
+  nlohmann-json3-dev
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+  if [[ "$status" != "installed" ]]; then
+    missing+=("$pkg")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+if [[ $(id -u) -eq 0 ]]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+  as_root=(sudo)
+else
+  echo "install-deps.sh: missing packages (${missing[*]}) and not root, and sudo is not available" >&2
+  exit 1
+fi
+
+echo "install-deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
