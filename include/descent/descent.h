@@ -8,7 +8,9 @@
  *  - A message describing the last error is kept per handle
  *    (descent_optimizer_last_error) and per thread (descent_last_error). Read the per-handle
  *    message from languages whose calls may hop between OS threads (Go).
- *  - The library never keeps a pointer the caller passed in after the call returns.
+ *  - The library never keeps a pointer the caller passed in after the call returns, with one
+ *    documented exception: callbacks (schedules, filters) and their user_data, which are kept
+ *    until replaced or until the optimizer is freed, then released through free_user_data.
  *  - Strings are NUL-terminated UTF-8. Counts are size_t, tensor dimensions int64_t.
  *  - Threading: a handle may be used by one thread at a time; distinct handles are
  *    independent and may be used concurrently from different threads.
@@ -80,7 +82,8 @@ typedef enum descent_value_type {
   DESCENT_VALUE_DOUBLE = 1,
   DESCENT_VALUE_INT = 2,
   DESCENT_VALUE_BOOL = 3,
-  DESCENT_VALUE_DOUBLE_ARRAY = 4
+  DESCENT_VALUE_DOUBLE_ARRAY = 4,
+  DESCENT_VALUE_STRING = 5 /* a choice among named options (e.g. muon "coefficients") */
 } descent_value_type;
 
 /* Largest number of dimensions a tensor may have. */
@@ -125,6 +128,10 @@ DESCENT_API descent_status descent_optimizer_set_bool(descent_optimizer* opt, co
                                                       bool value);
 DESCENT_API descent_status descent_optimizer_set_doubles(descent_optimizer* opt, const char* key,
                                                          const double* values, size_t count);
+/* A string hyperparameter; the value is copied. A value that is not one of the key's choices is
+ * DESCENT_ERR_OUT_OF_RANGE (the message lists them). */
+DESCENT_API descent_status descent_optimizer_set_string(descent_optimizer* opt, const char* key,
+                                                        const char* value);
 /* Unsets an optional hyperparameter (MLX's None). */
 DESCENT_API descent_status descent_optimizer_unset(descent_optimizer* opt, const char* key);
 
@@ -139,6 +146,12 @@ DESCENT_API descent_status descent_optimizer_get_bool(const descent_optimizer* o
 DESCENT_API descent_status descent_optimizer_get_doubles(const descent_optimizer* opt,
                                                          const char* key, double* out,
                                                          size_t capacity, size_t* count);
+/* Writes the string and its terminating NUL into out[0..capacity) and its length (without the
+ * NUL) to *length. With out == NULL only *length is written; a capacity smaller than length + 1
+ * is DESCENT_ERR_BUFFER_TOO_SMALL. */
+DESCENT_API descent_status descent_optimizer_get_string(const descent_optimizer* opt,
+                                                        const char* key, char* out,
+                                                        size_t capacity, size_t* length);
 
 /* Number of hyperparameters this kind knows, their names by index, and the current type of
  * one (DESCENT_VALUE_NONE when an optional one is unset). Names are owned by the library. */
@@ -175,7 +188,8 @@ DESCENT_API descent_status descent_optimizer_init(descent_optimizer* opt);
  * parameter is updated in place from its gradient. names[i], params[i] and grads[i] describe
  * tensor i; a name may appear once. Tensors not named are left alone, their state untouched.
  * dtypes and numels are optional (NULL) checks: when given, each must equal the declared
- * tensor's dtype and element count, else nothing is updated. params and grads must not overlap. */
+ * tensor's dtype and element count, else nothing is updated. params[i] and grads[i] must not
+ * overlap (checked); buffers of different tensors must not overlap either (not checked). */
 DESCENT_API descent_status descent_optimizer_update(descent_optimizer* opt, size_t count,
                                                     const char* const* names,
                                                     const descent_dtype* dtypes,
@@ -192,8 +206,10 @@ DESCENT_API descent_status descent_optimizer_state_count(const descent_optimizer
 /* Key by index in [0, count); owned by the handle, valid until the next non-const call. */
 DESCENT_API descent_status descent_optimizer_state_key(const descent_optimizer* opt, size_t index,
                                                        const char** out);
-/* dtype, number of dimensions and dimensions of a slot. shape may be NULL (then only *ndim is
- * written); otherwise capacity must be at least *ndim. */
+/* dtype, number of dimensions and dimensions of a slot. Each output may be NULL; when shape is
+ * given, capacity must be at least the slot's ndim. Before the state is initialised only "step"
+ * and "learning_rate" exist here (as in MLX); descent_optimizer_state_set on a per-parameter key
+ * initialises the state first. */
 DESCENT_API descent_status descent_optimizer_state_info(const descent_optimizer* opt,
                                                         const char* key, descent_dtype* dtype,
                                                         size_t* ndim, int64_t* shape,

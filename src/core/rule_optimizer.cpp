@@ -388,6 +388,8 @@ void RuleOptimizer::state_set(std::string_view key, DType dtype, const void* dat
     } else {
       float lr;
       std::memcpy(&lr, data, sizeof lr);
+      if (!std::isfinite(lr))
+        throw Error(DESCENT_ERR_OUT_OF_RANGE, "state 'learning_rate': must be finite");
       learning_rate_ = lr;
       rebuild_state_keys();
     }
