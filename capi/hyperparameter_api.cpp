@@ -61,6 +61,16 @@ DESCENT_API descent_status descent_optimizer_set_doubles(descent_optimizer* opt,
   });
 }
 
+DESCENT_API descent_status descent_optimizer_set_string(descent_optimizer* opt, const char* key,
+                                                        const char* value) {
+  return guarded(opt, [&] {
+    require(opt, "opt");
+    require(key, "key");
+    require(value, "value");
+    opt->impl->set_hyperparameter(key, std::string(value));
+  });
+}
+
 DESCENT_API descent_status descent_optimizer_unset(descent_optimizer* opt, const char* key) {
   return set_value(opt, key, std::monostate{});
 }
@@ -115,6 +125,24 @@ DESCENT_API descent_status descent_optimizer_get_doubles(const descent_optimizer
                                                     " values, capacity is " + std::to_string(capacity));
     if (out) std::copy(a->begin(), a->end(), out);
     *count = a->size();
+  });
+}
+
+DESCENT_API descent_status descent_optimizer_get_string(const descent_optimizer* opt,
+                                                        const char* key, char* out,
+                                                        size_t capacity, size_t* length) {
+  return guarded(opt, [&] {
+    require(length, "length");
+    const Value v = get_value(opt, key);
+    const auto* s = std::get_if<std::string>(&v);
+    if (!s) throw wrong_type(key, v, "string");
+    if (out && capacity < s->size() + 1)
+      throw Error(DESCENT_ERR_BUFFER_TOO_SMALL, std::string(key) + ": needs " +
+                                                    std::to_string(s->size() + 1) +
+                                                    " bytes with the NUL, capacity is " +
+                                                    std::to_string(capacity));
+    if (out) std::copy(s->c_str(), s->c_str() + s->size() + 1, out);
+    *length = s->size();
   });
 }
 

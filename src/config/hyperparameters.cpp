@@ -14,9 +14,32 @@ const char* value_type_name(descent_value_type t) {
     case DESCENT_VALUE_INT: return "int";
     case DESCENT_VALUE_BOOL: return "bool";
     case DESCENT_VALUE_DOUBLE_ARRAY: return "array of double";
+    case DESCENT_VALUE_STRING: return "string";
   }
   return "unknown";
 }
+
+namespace {
+// A JSON string literal.
+std::string quoted(const std::string& s) {
+  static const char hex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      out += "\\u00";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+}  // namespace
 
 std::string value_string(const Value& v) {
   std::ostringstream out;
@@ -32,6 +55,7 @@ std::string value_string(const Value& v) {
       out << "]";
       break;
     }
+    case 5: out << quoted(std::get<std::string>(v)); break;
     default: out << "none";
   }
   return out.str();
@@ -39,7 +63,7 @@ std::string value_string(const Value& v) {
 
 std::string value_json(const Value& v) {
   if (v.index() == 0) return "null";
-  return value_string(v);  // already JSON: numbers, true/false, [a, b]
+  return value_string(v);  // already JSON: numbers, true/false, [a, b], "text"
 }
 
 const HyperparameterSpec* Schema::find(std::string_view name) const {
@@ -91,6 +115,9 @@ Value coerce(const HyperparameterSpec& spec, const Value& v) {
                                                 " values, got " + std::to_string(a.size()));
       return v;
     }
+    case DESCENT_VALUE_STRING:
+      if (got == DESCENT_VALUE_STRING) return v;
+      throw wrong();
     case DESCENT_VALUE_NONE: break;
   }
   throw wrong();
@@ -165,6 +192,12 @@ const std::vector<double>& Hyperparameters::get_doubles(std::string_view key) co
   throw not_of_type(key, v, "array of double");
 }
 
+const std::string& Hyperparameters::get_string(std::string_view key) const {
+  const Value& v = get(key);
+  if (const auto* s = std::get_if<std::string>(&v)) return *s;
+  throw not_of_type(key, v, "string");
+}
+
 namespace checks {
 std::string finite(const Value& v) {
   return each_double(v, [](double d) { return std::isfinite(d); }, "must be finite");
@@ -177,6 +210,18 @@ std::string non_negative(const Value& v) {
 }
 std::string unit_interval_open(const Value& v) {
   return each_double(v, [](double d) { return d >= 0.0 && d < 1.0; }, "must be in [0, 1)");
+}
+std::function<std::string(const Value&)> one_of(std::vector<std::string> choices) {
+  return [choices = std::move(choices)](const Value& v) -> std::string {
+    const auto* s = std::get_if<std::string>(&v);
+    if (!s) return "";
+    for (const auto& c : choices)
+      if (*s == c) return "";
+    std::string why = "must be one of";
+    for (std::size_t i = 0; i < choices.size(); ++i)
+      why += (i ? ", \"" : " \"") + choices[i] + "\"";
+    return why;
+  };
 }
 }  // namespace checks
 

@@ -46,6 +46,7 @@ class Hyperparameters {
   int64_t get_int(std::string_view key) const;
   bool get_bool(std::string_view key) const;
   const std::vector<double>& get_doubles(std::string_view key) const;
+  const std::string& get_string(std::string_view key) const;
   bool is_set(std::string_view key) const;
 
   void validate_together() const {
@@ -63,6 +64,8 @@ std::string finite(const Value& v);
 std::string positive(const Value& v);      // > 0
 std::string non_negative(const Value& v);  // >= 0
 std::string unit_interval_open(const Value& v);  // every element in [0, 1)
+// For a string key: the value must be one of `choices`.
+std::function<std::string(const Value&)> one_of(std::vector<std::string> choices);
 }  // namespace checks
 
 }  // namespace descent

@@ -20,6 +20,7 @@ Value to_value(const std::string& key, const nlohmann::json& j) {
       return static_cast<int64_t>(u);
     }
     case nlohmann::json::value_t::number_float: return j.get<double>();
+    case nlohmann::json::value_t::string: return j.get<std::string>();
     case nlohmann::json::value_t::array: {
       std::vector<double> values;
       for (const auto& e : j) {
