@@ -14,6 +14,9 @@ packages=(
   libgtest-dev
   libgmock-dev
   nlohmann-json3-dev
+  zlib1g-dev              # examples/fashion_mnist reads the gzip-compressed IDX files
+  dataset-fashion-mnist   # its data, in /usr/share/datasets/fashion-mnist
+  gnuplot-nox             # its --compare plot (pngcairo terminal)
 )
 
 missing=()
