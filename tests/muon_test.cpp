@@ -360,6 +360,8 @@ TEST(MuonHyperparameters, CustomTableAndStepCountAreValidated) {
   const int64_t shape[] = {2, 3};
   ASSERT_EQ(descent_optimizer_add_parameter(opt, "w", DESCENT_FLOAT32, 2, shape), DESCENT_OK);
   EXPECT_EQ(descent_optimizer_init(opt), DESCENT_ERR_OUT_OF_RANGE);
+  const float zeros[6] = {};
+  EXPECT_EQ(descent_optimizer_state_set(opt, "w.v", DESCENT_FLOAT32, zeros, 6), DESCENT_ERR_OUT_OF_RANGE);
   ASSERT_EQ(descent_optimizer_set_doubles(opt, "custom_coefficients", five, 3), DESCENT_OK);
   EXPECT_EQ(descent_optimizer_init(opt), DESCENT_OK) << opt.error();
 }

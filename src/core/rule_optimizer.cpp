@@ -161,7 +161,7 @@ void RuleOptimizer::set_schedule(SchedulePtr schedule) {
 }
 
 void RuleOptimizer::check_ready() const {
-  if (rule_->requires_learning_rate() && !learning_rate_)
+  if (rule_->needs_learning_rate(hyper_) && !learning_rate_)
     throw Error(DESCENT_ERR_INVALID_STATE,
                 "learning_rate: " + kind_ + " needs a learning rate and none was set");
   hyper_.validate_together();

@@ -134,7 +134,12 @@ class Muon final : public Rule {
                                                          : kernels::NormMode::Additive;
     ns_.impl = h.get_string("ns_impl") == "gemm" ? kernels::NsImpl::Gemm : kernels::NsImpl::Syrk;
     if (coefficients == "custom") {
-      table_ = h.get_doubles("custom_coefficients");
+      // Unset only in a configuration that init and update reject (validate_muon); a planning
+      // copy (slot lookup before init) may still be configured with it.
+      if (h.is_set("custom_coefficients"))
+        table_ = h.get_doubles("custom_coefficients");
+      else
+        table_.clear();
     } else {
       const double* t = kJordan;
       std::size_t n = 3;

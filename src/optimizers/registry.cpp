@@ -15,6 +15,7 @@ std::unique_ptr<Rule> make_adamw();
 std::unique_ptr<Rule> make_adamax();
 std::unique_ptr<Rule> make_lion();
 std::unique_ptr<Rule> make_muon();
+std::unique_ptr<Rule> make_adafactor();
 
 std::unique_ptr<Rule> make_rule(std::string_view kind) {
   struct Entry {
@@ -24,7 +25,8 @@ std::unique_ptr<Rule> make_rule(std::string_view kind) {
   static const Entry kinds[] = {{"sgd", make_sgd},       {"rmsprop", make_rmsprop},
                                 {"adagrad", make_adagrad}, {"adadelta", make_adadelta},
                                 {"adam", make_adam},     {"adamw", make_adamw},
-                                {"adamax", make_adamax}, {"lion", make_lion}, {"muon", make_muon}};
+                                {"adamax", make_adamax}, {"lion", make_lion}, {"muon", make_muon},
+                                {"adafactor", make_adafactor}};
   for (const auto& e : kinds)
     if (kind == e.name) return e.make();
   std::string known;

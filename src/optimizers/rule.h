@@ -44,6 +44,12 @@ class Rule {
   virtual const Schema& schema() const = 0;
   // False for rules (Adafactor) whose learning rate may be absent.
   virtual bool requires_learning_rate() const { return true; }
+  // Whether a step needs a learning rate under these hyperparameters (checked at init and
+  // update: DESCENT_ERR_INVALID_STATE when it is missing). Adafactor needs one only when
+  // relative_step is false.
+  virtual bool needs_learning_rate(const Hyperparameters& /*h*/) const {
+    return requires_learning_rate();
+  }
   // The state slots of a parameter, given the configured hyperparameters.
   virtual std::vector<SlotSpec> slots(const Shape& param_shape) const = 0;
   // Called at init for every parameter, after configure(): allocate per-shape workspace here so
