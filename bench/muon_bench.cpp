@@ -1,0 +1,209 @@
+// Muon benchmark: one Newton–Schulz orthogonalisation (5 steps, Keller Jordan's coefficients,
+// float32) per matrix size, for each implementation of the step:
+//   syrk       SYRK (A = X Xᵀ) + SYRK (B = bA + cA²) + SYMM ((aI + B) X)   3m²n + m³ flops/step
+//   syrk_gemm  the same with B mirrored and a GEMM for the last product     3m²n + m³
+//   gemm       MLX's three GEMMs                                           4m²n + 2m³
+// with the time, the flops each executes, the achieved GFLOP/s, and as the roof a plain sgemm of
+// the step's main product shape ((m x m)·(m x n)) measured in the same run. Also one whole Muon
+// update through the C API (momentum, NS, parameter update) per size.
+//
+// usage: muon_bench [--sizes 1024x4096,4096x4096,768x3072] [--steps 5] [--budget SECONDS]
+//                   [--rounds N] [--smoke]
+// Per size, rounds of (roof, gemm, syrk, syrk_gemm) run interleaved until the budget (default
+// 60 s per size) is spent, at least --rounds (3) rounds; best and median are reported.
+// Threads: OpenBLAS's own setting (OPENBLAS_NUM_THREADS, default: all cores). Not a ctest.
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "descent/descent.h"
+#include "kernels/orthogonalize.h"
+
+using descent::kernels::NsImpl;
+using descent::kernels::NsParams;
+
+namespace {
+
+const double kJordan[] = {3.4445, -4.7750, static_cast<double>(2.0315f)};
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+void fill(std::vector<float>& x, unsigned seed) {
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (auto& v : x) {
+    z ^= z << 13;
+    z ^= z >> 7;
+    z ^= z << 17;
+    v = static_cast<float>(static_cast<double>(z >> 11) * (2.0 / 9007199254740992.0) - 1.0);
+  }
+}
+
+struct Timing {
+  std::vector<double> runs;
+  double best() const { return *std::min_element(runs.begin(), runs.end()); }
+  double median() const {
+    std::vector<double> r = runs;
+    std::sort(r.begin(), r.end());
+    return r.size() % 2 ? r[r.size() / 2] : 0.5 * (r[r.size() / 2 - 1] + r[r.size() / 2]);
+  }
+};
+
+template <class Body>
+double time_once(Body body) {
+  const double t0 = now();
+  body();
+  return now() - t0;
+}
+
+const char* name(NsImpl impl) {
+  return impl == NsImpl::Syrk ? "syrk" : impl == NsImpl::SyrkGemm ? "syrk_gemm" : "gemm";
+}
+
+// One update of a rows x cols float32 parameter through the public API (default Muon).
+Timing api_update(int64_t rows, int64_t cols, double budget) {
+  descent_optimizer* opt = nullptr;
+  descent_optimizer_create("muon", &opt);
+  descent_optimizer_set_double(opt, "learning_rate", 0.02);
+  const int64_t shape[] = {rows, cols};
+  descent_optimizer_add_parameter(opt, "w", DESCENT_FLOAT32, 2, shape);
+  std::vector<float> p(static_cast<size_t>(rows * cols)), g(p.size());
+  fill(p, 7);
+  fill(g, 8);
+  const char* names[] = {"w"};
+  void* params[] = {p.data()};
+  const void* grads[] = {g.data()};
+  if (descent_optimizer_init(opt) != DESCENT_OK) {
+    std::fprintf(stderr, "init: %s\n", descent_optimizer_last_error(opt));
+    std::exit(1);
+  }
+  Timing t;
+  double total = 0;
+  for (int i = 0; i < 10 && (i < 2 || total < budget); ++i) {
+    const double dt = time_once([&] {
+      if (descent_optimizer_update(opt, 1, names, nullptr, nullptr, params, grads) != DESCENT_OK) {
+        std::fprintf(stderr, "update: %s\n", descent_optimizer_last_error(opt));
+        std::exit(1);
+      }
+    });
+    t.runs.push_back(dt);
+    total += dt;
+  }
+  descent_optimizer_free(opt);
+  return t;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string sizes = "1024x4096,4096x4096,768x3072";
+  int64_t steps = 5;
+  double budget = 60.0;
+  int min_rounds = 3;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--sizes" && i + 1 < argc) {
+      sizes = argv[++i];
+    } else if (a == "--steps" && i + 1 < argc) {
+      steps = std::atoll(argv[++i]);
+    } else if (a == "--budget" && i + 1 < argc) {
+      budget = std::atof(argv[++i]);
+    } else if (a == "--rounds" && i + 1 < argc) {
+      min_rounds = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--smoke") {
+      sizes = "64x256,256x64";
+      budget = 0.0;
+      min_rounds = 1;
+    } else {
+      std::fprintf(stderr,
+                   "usage: %s [--sizes RxC,...] [--steps N] [--budget SECONDS] [--rounds N] [--smoke]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // line by line, also into a file
+  std::printf("OpenBLAS: %s; threads %d\n", openblas_get_config(), openblas_get_num_threads());
+  std::printf("Newton-Schulz, float32, %lld steps, Keller Jordan's coefficients; GFLOP/s from the best run\n\n",
+              static_cast<long long>(steps));
+  // Warm up the BLAS thread pool.
+  {
+    std::vector<float> a(256 * 256, 1.0f), c(256 * 256);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 256, 256, 256, 1.0f, a.data(), 256,
+                a.data(), 256, 0.0f, c.data(), 256);
+  }
+
+  std::printf("%-11s %-10s %10s %10s %6s %10s %10s\n", "size", "impl", "best s", "median s", "runs",
+              "GFLOP", "GFLOP/s");
+  size_t pos = 0;
+  while (pos < sizes.size()) {
+    size_t end = sizes.find(',', pos);
+    if (end == std::string::npos) end = sizes.size();
+    const std::string item = sizes.substr(pos, end - pos);
+    pos = end + 1;
+    long long r = 0, c = 0;
+    if (std::sscanf(item.c_str(), "%lldx%lld", &r, &c) != 2 || r <= 0 || c <= 0) {
+      std::fprintf(stderr, "bad size '%s'\n", item.c_str());
+      return 2;
+    }
+    const int64_t rows = r, cols = c, m = std::min(rows, cols), n = std::max(rows, cols);
+    std::vector<float> input(static_cast<size_t>(rows * cols)), x(input.size());
+    std::vector<float> work(descent::kernels::ns_workspace_elements(rows, cols));
+    fill(input, 1);
+
+    // Rounds: the roof and each implementation once per round, interleaved so that a change in
+    // the machine's load affects all of them alike; at least min_rounds, more while within budget.
+    std::vector<float> a(static_cast<size_t>(m * m)), b(static_cast<size_t>(m * n)), out(b.size());
+    fill(a, 2);
+    fill(b, 3);
+    const NsImpl impls[] = {NsImpl::Gemm, NsImpl::Syrk, NsImpl::SyrkGemm};
+    Timing roof, ns[3];
+    double total = 0;
+    for (int round = 0; round < 20 && (round < min_rounds || total < budget); ++round) {
+      total += time_once([&] {
+        const double dt = time_once([&] {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m),
+                      static_cast<int>(n), static_cast<int>(m), 1.0f, a.data(), static_cast<int>(m),
+                      b.data(), static_cast<int>(n), 0.0f, out.data(), static_cast<int>(n));
+        });
+        roof.runs.push_back(dt);
+        for (int k = 0; k < 3; ++k) {
+          NsParams p;
+          p.steps = steps;
+          p.table = kJordan;
+          p.triples = 1;
+          p.impl = impls[k];
+          std::memcpy(x.data(), input.data(), input.size() * sizeof(float));
+          ns[k].runs.push_back(time_once(
+              [&] { descent::kernels::newton_schulz(rows, cols, x.data(), work.data(), p); }));
+        }
+      });
+    }
+    const double roof_flops = 2.0 * m * m * n;
+    std::printf("%-11s %-10s %10.4f %10.4f %6zu %10.2f %10.1f\n", item.c_str(), "sgemm-roof",
+                roof.best(), roof.median(), roof.runs.size(), roof_flops / 1e9,
+                roof_flops / roof.best() / 1e9);
+    for (int k = 0; k < 3; ++k) {
+      const double flops = descent::kernels::ns_flops(rows, cols, steps, impls[k]);
+      std::printf("%-11s %-10s %10.4f %10.4f %6zu %10.2f %10.1f\n", item.c_str(), name(impls[k]),
+                  ns[k].best(), ns[k].median(), ns[k].runs.size(), flops / 1e9,
+                  flops / ns[k].best() / 1e9);
+    }
+    const double best_gemm = ns[0].best(), best_syrk = ns[1].best();
+    const double med_gemm = ns[0].median(), med_syrk = ns[1].median();
+    const Timing u = api_update(rows, cols, budget / 2);
+    std::printf("%-11s %-10s %10.4f %10.4f %6zu\n", item.c_str(), "C-API step", u.best(), u.median(),
+                u.runs.size());
+    std::printf("%-11s syrk over gemm: %.2fx (best), %.2fx (median)\n\n", item.c_str(),
+                best_gemm / best_syrk, med_gemm / med_syrk);
+  }
+  return 0;
+}
