@@ -25,7 +25,7 @@ if [[ -n "$foreign" ]]; then
 fi
 
 # Names of the functions declared with DESCENT_API (declarations may span lines).
-declared=$(tr '\n' ' ' <"$header" | grep -oE 'DESCENT_API[^;{}]*\(' |
+declared=$(tr '\n' ' ' <"$header" | grep -oE 'DESCENT_API[^;{}(]*\(' |
            grep -oE 'descent_[A-Za-z0-9_]+[[:space:]]*\($' | tr -d '( ' | sort -u)
 if [[ -z "$declared" ]]; then
   echo "FAIL: found no DESCENT_API declarations in $header" >&2
