@@ -283,22 +283,45 @@ void RuleOptimizer::update(std::size_t count, const char* const* names, const de
     scratch_seen_[k] = 1;
     scratch_index_.push_back(k);
   }
+  const float lr = next_learning_rate();
+  if (!initialized_) init();  // MLX initialises lazily on the first update
+  configure_rule();
+  commit_step(lr, count, scratch_index_.data(), params, grads);
+}
+
+float RuleOptimizer::next_learning_rate() const {
   // MLX evaluates the schedule at the step before the increment.
   const float lr = schedule_ ? static_cast<float>(schedule_->value(step_)) : learning_rate_.value_or(0.0f);
   if (schedule_ && !std::isfinite(lr))
     throw Error(DESCENT_ERR_OUT_OF_RANGE, "learning_rate: the schedule returned a non-finite value at step " +
                                               std::to_string(step_));
-  if (!initialized_) init();  // MLX initialises lazily on the first update
-  configure_rule();
-  // Nothing below can fail.
+  return lr;
+}
+
+float RuleOptimizer::prepare_step() {
+  check_ready();
+  configure_rule();  // a cache of hyper_: not observable
+  return next_learning_rate();
+}
+
+void RuleOptimizer::commit_step(float lr, std::size_t count, const std::size_t* indices,
+                                void* const* params, const void* const* grads) noexcept {
   if (schedule_) learning_rate_ = lr;
   ++step_;
   const StepContext ctx{step_, learning_rate_.value_or(0.0f), learning_rate_.has_value()};
   for (std::size_t i = 0; i < count; ++i) {
-    Parameter& p = params_[scratch_index_[i]];
+    Parameter& p = params_[indices[i]];
     if (p.numel == 0) continue;
     rule_->apply(ctx, TensorStep{p.dtype, &p.shape, p.numel, params[i], grads[i], p.slot_ptrs.data()});
   }
+}
+
+void RuleOptimizer::restore_settings(Settings&& s) noexcept {
+  hyper_ = std::move(s.hyper);
+  learning_rate_ = s.learning_rate;
+  schedule_ = std::move(s.schedule);
+  state_keys_ = std::move(s.state_keys);
+  rule_configured_ = false;
 }
 
 // ---- state -------------------------------------------------------------------------------

@@ -54,6 +54,27 @@ class RuleOptimizer final : public Optimizer {
 
   uint64_t step() const { return step_; }
 
+  // ---- for MultiOptimizer, which must check every group before changing any ----------------
+  // The configuration (hyperparameters, learning rate, schedule) without the state. A call that
+  // configures several groups and fails part-way restores each group's copy; cheap, since no
+  // state slot is copied.
+  struct Settings {
+    Hyperparameters hyper;
+    std::optional<float> learning_rate;
+    SchedulePtr schedule;
+    std::vector<std::string> state_keys;
+  };
+  Settings settings() const { return Settings{hyper_, learning_rate_, schedule_, state_keys_}; }
+  void restore_settings(Settings&& s) noexcept;
+  // update() in two halves. prepare_step() makes update()'s checks that do not involve tensors
+  // (learning rate present, constraints between keys) and evaluates the schedule once; it changes
+  // nothing observable and returns the learning rate for commit_step(). commit_step() steps the
+  // initialised optimizer: the counter advances and tensor i, the parameter declared at index
+  // indices[i], is updated from params[i] and grads[i] (already validated). It cannot fail.
+  float prepare_step();
+  void commit_step(float learning_rate, std::size_t count, const std::size_t* indices,
+                   void* const* params, const void* const* grads) noexcept;
+
  private:
   struct Parameter {
     std::string name;
@@ -70,6 +91,7 @@ class RuleOptimizer final : public Optimizer {
   };
 
   void check_ready() const;  // learning rate present, constraints between keys hold
+  float next_learning_rate() const;  // the schedule's value for the coming step, checked
   void configure_rule();     // hands changed hyperparameters to the rule
   void rebuild_state_keys();
   // The slot a key names; before init, the slot init would create.
