@@ -6,6 +6,18 @@
 using descent::capi::guarded;
 using descent::capi::require;
 
+namespace {
+
+// Parameters are declared on, and updates go through, the multi optimizer that owns a group.
+void require_not_group(const descent_optimizer* opt, const char* what) {
+  if (opt->owner)
+    throw descent::Error(DESCENT_ERR_INVALID_STATE,
+                         "this handle is group " + std::to_string(opt->group_index) +
+                             " of a multi optimizer: " + what + " on the multi optimizer");
+}
+
+}  // namespace
+
 extern "C" {
 
 DESCENT_API descent_status descent_optimizer_create(const char* kind, descent_optimizer** out) {
@@ -13,12 +25,16 @@ DESCENT_API descent_status descent_optimizer_create(const char* kind, descent_op
     require(kind, "kind");
     require(out, "out");
     auto handle = std::make_unique<descent_optimizer>();
-    handle->impl = descent::make_optimizer(kind);
+    handle->owned = descent::make_optimizer(kind);
+    handle->impl = handle->owned.get();
     *out = handle.release();
   });
 }
 
-DESCENT_API void descent_optimizer_free(descent_optimizer* opt) { delete opt; }
+// A group handle borrowed from a multi optimizer is owned by it: freeing it does nothing.
+DESCENT_API void descent_optimizer_free(descent_optimizer* opt) {
+  if (opt && !opt->owner) delete opt;
+}
 
 DESCENT_API const char* descent_optimizer_kind(const descent_optimizer* opt) {
   return opt ? opt->impl->kind().c_str() : "";
@@ -35,6 +51,7 @@ DESCENT_API descent_status descent_optimizer_add_parameter(descent_optimizer* op
     require(opt, "opt");
     require(name, "name");
     if (ndim > 0) require(shape, "shape");
+    require_not_group(opt, "declare parameters");
     if (ndim > DESCENT_MAX_NDIM)
       throw descent::Error(DESCENT_ERR_INVALID_ARGUMENT,
                            std::string("parameter '") + name + "': ndim " + std::to_string(ndim) +
@@ -56,6 +73,7 @@ DESCENT_API descent_status descent_optimizer_parameter_count(const descent_optim
 DESCENT_API descent_status descent_optimizer_init(descent_optimizer* opt) {
   return guarded(opt, [&] {
     require(opt, "opt");
+    require_not_group(opt, "initialise the state");
     opt->impl->init();
   });
 }
@@ -67,6 +85,7 @@ DESCENT_API descent_status descent_optimizer_update(descent_optimizer* opt, size
                                                     const void* const* grads) {
   return guarded(opt, [&] {
     require(opt, "opt");
+    require_not_group(opt, "update");
     opt->impl->update(count, names, dtypes, numels, params, grads);
   });
 }
