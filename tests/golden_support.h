@@ -139,6 +139,30 @@ inline descent_optimizer* create_for_case(const Json& c) {
     descent_optimizer_free(opt);
     return nullptr;
   }
+  if (c.contains("optimizers")) {  // multi: one group per sub-optimizer, exact-name filters
+    const auto& subs = c.at("optimizers");
+    for (const auto& sub : subs) {
+      const std::string kind = sub.at("optimizer").get<std::string>();
+      if (descent_multi_add_group(opt, kind.c_str(), sub.at("config").dump().c_str(), nullptr) !=
+          DESCENT_OK) {
+        ADD_FAILURE() << "add group " << kind << " " << sub.at("config").dump() << ": "
+                      << descent_optimizer_last_error(opt);
+        descent_optimizer_free(opt);
+        return nullptr;
+      }
+    }
+    for (const auto& [name, group] : c.at("assignment").items()) {
+      const auto g = group.get<size_t>();
+      if (g + 1 == subs.size()) continue;  // the last group is the fallback
+      if (name.find_first_of("*?") != std::string::npos ||
+          descent_multi_filter_name(opt, g, name.c_str()) != DESCENT_OK) {
+        ADD_FAILURE() << "filter " << name << " -> group " << g << ": "
+                      << descent_optimizer_last_error(opt);
+        descent_optimizer_free(opt);
+        return nullptr;
+      }
+    }
+  }
   return opt;
 }
 

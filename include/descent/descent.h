@@ -277,10 +277,11 @@ DESCENT_API descent_status descent_optimizer_load_from_buffer(descent_optimizer*
 
 /* ---- MultiOptimizer (kind "multi") --------------------------------------------------------------
  * Parameter groups as in MLX: each parameter goes to the first group whose filter accepts it; the
- * last group is the fallback and accepts everything. A group's filter accepts a parameter when
- * any of its include clauses matches and none of its exclude patterns does. Each group keeps its
- * own step and state; state keys are "states.<i>.<key>". A group that receives no parameter is
- * fine (MLX raises IndexError). Groups and filters are fixed once the state is initialised. */
+ * last group is the fallback and accepts everything (a filter on it is DESCENT_ERR_INVALID_STATE
+ * at init). A group's filter accepts a parameter when any of its include clauses matches (or it
+ * has none) and none of its exclude patterns does. Each group keeps its own step and state; state
+ * keys are "states.<i>.<key>". A group that receives no parameter is fine (MLX raises
+ * IndexError). Groups and filters are fixed once the state is initialised. See docs/multi.md. */
 typedef bool (*descent_filter_fn)(const char* name, size_t ndim, const int64_t* shape,
                                   void* user_data);
 
@@ -289,8 +290,9 @@ typedef bool (*descent_filter_fn)(const char* name, size_t ndim, const int64_t* 
 DESCENT_API descent_status descent_multi_add_group(descent_optimizer* multi, const char* kind,
                                                    const char* config_json, size_t* index);
 DESCENT_API descent_status descent_multi_group_count(const descent_optimizer* multi, size_t* out);
-/* A borrowed handle on group `index` for configuring it (hyperparameters, schedule). It is owned
- * by the multi optimizer: do not free it; it is valid as long as `multi`. */
+/* A borrowed handle on group `index` for configuring it (hyperparameters, schedule) and reading
+ * its state. It is owned by the multi optimizer (descent_optimizer_free ignores it) and valid as
+ * long as `multi`. Declaring parameters, init and update on it are DESCENT_ERR_INVALID_STATE. */
 DESCENT_API descent_status descent_multi_group(descent_optimizer* multi, size_t index,
                                                descent_optimizer** out);
 /* Include clauses: a name glob ('*' any run, '?' one character; "blocks.*" is a prefix,
