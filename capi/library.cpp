@@ -55,6 +55,7 @@ DESCENT_API const char* descent_status_name(descent_status status) {
     case DESCENT_ERR_UNSUPPORTED: return "DESCENT_ERR_UNSUPPORTED";
     case DESCENT_ERR_DUPLICATE: return "DESCENT_ERR_DUPLICATE";
     case DESCENT_ERR_INTERNAL: return "DESCENT_ERR_INTERNAL";
+    case DESCENT_STATUS_FORCE_32BIT: break;
   }
   return "DESCENT_ERR_UNKNOWN_STATUS";
 }

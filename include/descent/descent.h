@@ -64,7 +64,9 @@ typedef enum descent_status {
   DESCENT_ERR_OUT_OF_MEMORY = 14,
   DESCENT_ERR_UNSUPPORTED = 15,     /* valid request this build cannot do (e.g. a reserved dtype) */
   DESCENT_ERR_DUPLICATE = 16,       /* a name given twice */
-  DESCENT_ERR_INTERNAL = 99
+  DESCENT_ERR_INTERNAL = 99,
+  /* Not a status: makes the enum 32 bits wide and lets any int32 value be passed safely. */
+  DESCENT_STATUS_FORCE_32BIT = 0x7fffffff
 } descent_status;
 
 /* Element types. Values are frozen; bfloat16 and float16 are reserved for later releases. */
@@ -73,7 +75,8 @@ typedef enum descent_dtype {
   DESCENT_FLOAT64 = 2,
   DESCENT_BFLOAT16 = 3, /* reserved: rejected with DESCENT_ERR_UNSUPPORTED */
   DESCENT_FLOAT16 = 4,  /* reserved: rejected with DESCENT_ERR_UNSUPPORTED */
-  DESCENT_UINT64 = 5    /* used by the "step" state slot only */
+  DESCENT_UINT64 = 5,   /* used by the "step" state slot only */
+  DESCENT_DTYPE_FORCE_32BIT = 0x7fffffff /* not a dtype: keeps the enum 32 bits wide */
 } descent_dtype;
 
 /* Hyperparameter value types, as reported by descent_optimizer_hyperparameter_type. */

@@ -9,6 +9,7 @@ const char* dtype_name(descent_dtype d) noexcept {
     case DESCENT_BFLOAT16: return "bfloat16";
     case DESCENT_FLOAT16: return "float16";
     case DESCENT_UINT64: return "uint64";
+    case DESCENT_DTYPE_FORCE_32BIT: break;
   }
   return "unknown";
 }
@@ -21,7 +22,8 @@ DType parameter_dtype(descent_dtype d, const std::string& what) {
     case DESCENT_FLOAT16:
       throw Error(DESCENT_ERR_UNSUPPORTED,
                   what + ": dtype " + dtype_name(d) + " is reserved and not supported yet");
-    case DESCENT_UINT64: break;
+    case DESCENT_UINT64:
+    case DESCENT_DTYPE_FORCE_32BIT: break;
   }
   throw Error(DESCENT_ERR_INVALID_ARGUMENT,
               what + ": dtype " + std::to_string(static_cast<int>(d)) +
