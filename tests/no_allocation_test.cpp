@@ -62,6 +62,29 @@ TEST_P(NoAllocation, SteadyStateUpdate) {
   descent_optimizer_free(opt);
 }
 
+TEST(NoAllocation, MuonAdamwGroups) {
+  descent_optimizer* opt = nullptr;
+  ASSERT_EQ(descent_multi_create_muon_adamw("{\"learning_rate\": 0.02}", "{\"learning_rate\": 0.001}",
+                                            nullptr, &opt),
+            DESCENT_OK)
+      << descent_last_error();
+  const int64_t hidden[] = {32, 16}, embed[] = {10, 16}, bias[] = {16};
+  ASSERT_EQ(descent_optimizer_add_parameter(opt, "layers.0.weight", DESCENT_FLOAT32, 2, hidden), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_add_parameter(opt, "embed.weight", DESCENT_FLOAT32, 2, embed), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_add_parameter(opt, "layers.0.bias", DESCENT_FLOAT32, 1, bias), DESCENT_OK);
+  std::vector<float> hp(512, 0.1f), hg(512, 0.01f), ep(160, 0.1f), eg(160, 0.01f), bp(16), bg(16, 1.0f);
+  const char* names[] = {"layers.0.weight", "embed.weight", "layers.0.bias"};
+  void* params[] = {hp.data(), ep.data(), bp.data()};
+  const void* grads[] = {hg.data(), eg.data(), bg.data()};
+  ASSERT_EQ(descent_optimizer_update(opt, 3, names, nullptr, nullptr, params, grads), DESCENT_OK)
+      << descent_optimizer_last_error(opt);
+  const long before = g_allocations.load();
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(descent_optimizer_update(opt, 3, names, nullptr, nullptr, params, grads), DESCENT_OK);
+  EXPECT_EQ(g_allocations.load() - before, 0);
+  descent_optimizer_free(opt);
+}
+
 TEST(NoAllocation, CounterSeesAllocations) {
   // Guards the test itself: the replaced operator new is really in use.
   const long before = g_allocations.load();
@@ -73,6 +96,6 @@ TEST(NoAllocation, CounterSeesAllocations) {
 
 INSTANTIATE_TEST_SUITE_P(Kinds, NoAllocation,
                          testing::Values("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw",
-                                         "adamax", "lion"));
+                                         "adamax", "lion", "adafactor", "muon"));
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "config/json_parse.h"
 
 namespace descent {
 
@@ -40,12 +41,7 @@ Value to_value(const std::string& key, const nlohmann::json& j) {
 }  // namespace
 
 HyperparameterEntries parse_hyperparameter_json(std::string_view json) {
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(json.begin(), json.end());
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(DESCENT_ERR_PARSE, std::string("configuration is not valid JSON: ") + e.what());
-  }
+  const nlohmann::json doc = parse_json(json, "configuration");
   if (!doc.is_object())
     throw Error(DESCENT_ERR_PARSE, std::string("configuration must be a JSON object, got ") +
                                        doc.type_name());

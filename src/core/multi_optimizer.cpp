@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "config/json_parse.h"
 
 namespace descent {
 
@@ -420,12 +421,7 @@ MultiOptimizer::Filter filter_from_spec(GroupSpec& s, const MultiOptimizer::Filt
 }  // namespace
 
 void MultiOptimizer::configure_json(std::string_view json) {
-  Json doc;
-  try {
-    doc = Json::parse(json.begin(), json.end());
-  } catch (const Json::exception& e) {
-    throw Error(DESCENT_ERR_PARSE, std::string("configuration is not valid JSON: ") + e.what());
-  }
+  const Json doc = parse_json(json, "configuration");
   if (!doc.is_object())
     throw Error(DESCENT_ERR_PARSE,
                 std::string("configuration must be a JSON object, got ") + doc.type_name());

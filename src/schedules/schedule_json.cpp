@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "config/json_parse.h"
 #include "schedules/builtin_schedules.h"
 #include "schedules/schedule_forms.h"
 
@@ -195,13 +196,7 @@ SchedulePtr from_json(const Json& j, const std::string& context) {
 }  // namespace
 
 SchedulePtr parse_json_schedule(std::string_view text) {
-  Json doc;
-  try {
-    doc = Json::parse(text.begin(), text.end());
-  } catch (const Json::exception& e) {
-    throw Error(DESCENT_ERR_PARSE, std::string("schedule: not valid JSON: ") + e.what());
-  }
-  return from_json(doc, "");
+  return from_json(parse_json(text, "schedule"), "");
 }
 
 }  // namespace descent::schedules

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "config/json_parse.h"
 #include "state_io/safetensors_format.h"
 
 namespace descent::state_io {
@@ -16,7 +17,6 @@ namespace {
 
 constexpr const char* kStep = "step";
 constexpr const char* kLearningRate = "learning_rate";
-constexpr int kMaxConfigDepth = 64;
 
 const ElementType& element_type_of(DType d) {
   switch (d) {
@@ -68,18 +68,11 @@ void apply_descent_metadata(Optimizer& work, const Metadata& meta, bool file_has
   const std::string& config = required(meta, "config");
 
   // The config comes from an untrusted file: bound its nesting before anything walks it.
-  struct TooDeep {};
   nlohmann::json doc;
   try {
-    doc = nlohmann::json::parse(config, [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
-      if (depth > kMaxConfigDepth) throw TooDeep{};
-      return true;
-    });
-  } catch (const TooDeep&) {
-    throw Error(DESCENT_ERR_CORRUPT, "descent metadata: config is nested deeper than " +
-                                         std::to_string(kMaxConfigDepth) + " levels");
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(DESCENT_ERR_CORRUPT, std::string("descent metadata: config is not valid JSON: ") + e.what());
+    doc = parse_json(config, "descent metadata: config");
+  } catch (const Error& e) {
+    throw Error(DESCENT_ERR_CORRUPT, e.what());  // a damaged file, not a caller's typo
   }
   if (!doc.is_object())
     throw Error(DESCENT_ERR_CORRUPT, std::string("descent metadata: config must be a JSON object, found ") +
