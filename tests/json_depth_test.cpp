@@ -16,7 +16,9 @@ TEST(JsonDepth, ConfigureJsonRefusesDeepNesting) {
   for (const char* kind : {"adam", "multi"}) {
     descent_optimizer* opt = nullptr;
     ASSERT_EQ(descent_optimizer_create(kind, &opt), DESCENT_OK);
-    if (std::string(kind) == "multi") ASSERT_EQ(descent_multi_add_group(opt, "adam", nullptr, nullptr), DESCENT_OK);
+    if (std::string(kind) == "multi") {
+      ASSERT_EQ(descent_multi_add_group(opt, "adam", nullptr, nullptr), DESCENT_OK);
+    }
     ASSERT_EQ(descent_optimizer_configure_json(opt, "{\"learning_rate\": 0.5}"), DESCENT_OK)
         << descent_optimizer_last_error(opt);
     // An object at depth 2 goes to the schedule parser, an array to the value parser.
