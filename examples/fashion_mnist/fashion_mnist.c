@@ -1255,6 +1255,11 @@ static int plot_comparison(const options* o, const run* runs, int count) {
 /* ---- main
  * ------------------------------------------------------------------------------------------ */
 
+/* The options that take a value, each followed by a space. */
+static const char kValueOptions[] =
+    "--optimizer --lr --config --schedule --epochs --batch --seed --steps --csv --checkpoint "
+    "--compare --out --data --train-subset --test-subset --eval-every --log-every --target ";
+
 static int valid_name(const char* s) {
   size_t n = strlen(s), i;
   if (n == 0 || n >= 64) return 0;
@@ -1331,7 +1336,11 @@ int main(int argc, char** argv) {
       o.resume = 1;
       takes_value = 0;
     } else if (!v) {
-      errorf("%s needs a value (see --help)", a);
+      errorf(strncmp(a, "--", 2) == 0 && strstr(kValueOptions, a) &&
+                     strstr(kValueOptions, a)[strlen(a)] == ' '
+                 ? "%s needs a value (see --help)"
+                 : "unknown option %s (see --help)",
+             a);
       return EXIT_ERROR;
     } else if (strcmp(a, "--optimizer") == 0) {
       o.optimizer = v;
