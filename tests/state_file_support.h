@@ -315,11 +315,17 @@ inline Bytes build_safetensors(const std::vector<StTensor>& tensors,
     offset += t.data.size();
   }
   const std::string text = header.dump();
-  Bytes out(8);
+  // Sized once and filled with memcpy: GCC 12 reports a false array-bounds error at -O3 for
+  // vector::insert after a small initial size.
+  Bytes out(8 + text.size() + offset);
   uint64_t n = text.size();
   for (int i = 0; i < 8; ++i, n >>= 8) out[i] = static_cast<unsigned char>(n & 0xff);
-  out.insert(out.end(), text.begin(), text.end());
-  for (const auto& t : tensors) out.insert(out.end(), t.data.begin(), t.data.end());
+  std::memcpy(out.data() + 8, text.data(), text.size());
+  std::size_t at = 8 + text.size();
+  for (const auto& t : tensors) {
+    if (!t.data.empty()) std::memcpy(out.data() + at, t.data.data(), t.data.size());
+    at += t.data.size();
+  }
   return out;
 }
 
