@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "common/error.h"
+#include "core/tensor_list.h"
 #include "config/json_config.h"
 #include "schedules/schedule_parse.h"
 
@@ -239,50 +240,10 @@ void RuleOptimizer::init() {
 
 void RuleOptimizer::update(std::size_t count, const char* const* names, const descent_dtype* dtypes,
                        const int64_t* numels, void* const* params, const void* const* grads) {
-  if (count > 0 && (!names || !params || !grads))
-    throw Error(DESCENT_ERR_NULL_ARGUMENT, std::string(!names ? "names" : !params ? "params" : "grads") +
-                                               " is NULL");
+  check_tensor_list_arrays(count, names, params, grads);
   check_ready();
-  scratch_index_.clear();
-  struct Unmark {  // leaves scratch_seen_ all zero whatever happens
-    std::vector<unsigned char>& seen;
-    std::vector<std::size_t>& index;
-    ~Unmark() {
-      for (std::size_t i : index) seen[i] = 0;
-    }
-  } unmark{scratch_seen_, scratch_index_};
-  for (std::size_t i = 0; i < count; ++i) {
-    if (!names[i]) throw Error(DESCENT_ERR_NULL_ARGUMENT, "names[" + std::to_string(i) + "] is NULL");
-    const std::string_view name(names[i]);
-    auto it = param_index_.find(name);
-    if (it == param_index_.end())
-      throw Error(DESCENT_ERR_UNKNOWN_KEY, "names[" + std::to_string(i) + "] = '" +
-                                               std::string(name) + "': no parameter of that name");
-    const std::size_t k = it->second;
-    if (scratch_seen_[k])
-      throw Error(DESCENT_ERR_DUPLICATE, "'" + std::string(name) + "': given twice in one update");
-    const Parameter& p = params_[k];
-    if (dtypes && dtypes[i] != static_cast<descent_dtype>(p.dtype))
-      throw Error(DESCENT_ERR_DTYPE_MISMATCH,
-                  "'" + p.name + "': dtype " + dtype_name(dtypes[i]) + " given, declared " +
-                      dtype_name(p.dtype));
-    if (numels && numels[i] != p.numel)
-      throw Error(DESCENT_ERR_SHAPE_MISMATCH,
-                  "'" + p.name + "': " + std::to_string(numels[i]) + " elements given, declared " +
-                      shape_string(p.shape) + " has " + std::to_string(p.numel));
-    if (p.numel > 0 && (!params[i] || !grads[i]))
-      throw Error(DESCENT_ERR_NULL_ARGUMENT,
-                  "'" + p.name + "': " + (!params[i] ? "params" : "grads") + "[" +
-                      std::to_string(i) + "] is NULL");
-    const auto* pb = static_cast<const unsigned char*>(params[i]);
-    const auto* gb = static_cast<const unsigned char*>(grads[i]);
-    const std::size_t bytes = static_cast<std::size_t>(p.numel) * dtype_size(p.dtype);
-    if (p.numel > 0 && pb < gb + bytes && gb < pb + bytes)
-      throw Error(DESCENT_ERR_INVALID_ARGUMENT,
-                  "'" + p.name + "': the parameter and gradient buffers overlap");
-    scratch_seen_[k] = 1;
-    scratch_index_.push_back(k);
-  }
+  resolve_tensor_list(count, names, dtypes, numels, params, grads, param_index_, params_,
+                      scratch_seen_, scratch_index_);
   const float lr = next_learning_rate();
   if (!initialized_) init();  // MLX initialises lazily on the first update
   configure_rule();
