@@ -71,7 +71,7 @@ const char* name(NsImpl impl) {
 // One update of a rows x cols float32 parameter through the public API (default Muon).
 Timing api_update(int64_t rows, int64_t cols, double budget) {
   descent_optimizer* opt = nullptr;
-  descent_optimizer_create("muon", &opt);
+  descent_optimizer_create("muon", &opt, nullptr, 0);
   descent_optimizer_set_double(opt, "learning_rate", 0.02);
   const int64_t shape[] = {rows, cols};
   descent_optimizer_add_parameter(opt, "w", DESCENT_FLOAT32, 2, shape);

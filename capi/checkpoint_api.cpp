@@ -10,6 +10,7 @@
 
 using descent::Error;
 using descent::capi::guarded;
+using descent::capi::guarded_mutation;
 using descent::capi::require;
 using descent::state_io::ByteSink;
 using descent::state_io::CheckpointWriter;
@@ -50,7 +51,7 @@ DESCENT_API descent_status descent_optimizer_save(const descent_optimizer* opt, 
 }
 
 DESCENT_API descent_status descent_optimizer_load(descent_optimizer* opt, const char* path) {
-  return guarded(opt, [&] {
+  return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
     require(path, "path");
     if (!*path) throw Error(DESCENT_ERR_INVALID_ARGUMENT, "path is empty");
@@ -83,7 +84,7 @@ DESCENT_API descent_status descent_optimizer_save_to_buffer(const descent_optimi
 
 DESCENT_API descent_status descent_optimizer_load_from_buffer(descent_optimizer* opt,
                                                               const void* buf, size_t size) {
-  return guarded(opt, [&] {
+  return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
     if (size > 0) require(buf, "buf");
     descent::state_io::load_checkpoint(*opt->impl, static_cast<const unsigned char*>(buf), size);

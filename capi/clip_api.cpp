@@ -115,8 +115,9 @@ extern "C" {
 
 DESCENT_API descent_status descent_clip_grad_norm(size_t count, const descent_dtype* dtypes,
                                                   const int64_t* numels, void* const* grads,
-                                                  double max_norm, double* total_norm) {
-  return guarded(nullptr, [&] {
+                                                  double max_norm, double* total_norm,
+                                                  char* error, size_t error_capacity) {
+  return descent::capi::guarded_to(error, error_capacity, [&] {
     const std::vector<Tensor> tensors = checked_tensors(count, dtypes, numels, grads, max_norm);
     // Nothing below can fail.
     bool any_float64 = false;

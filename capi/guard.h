@@ -3,6 +3,7 @@
 #pragma once
 
 #include <new>
+#include <utility>
 #include <string>
 
 #include "capi/handle.h"
@@ -36,6 +37,39 @@ descent_status guarded(const descent_optimizer* handle, Body&& body) noexcept {
 // Throws DESCENT_ERR_NULL_ARGUMENT naming the argument.
 inline void require(const void* p, const char* name) {
   if (!p) throw Error(DESCENT_ERR_NULL_ARGUMENT, std::string(name) + " is NULL");
+}
+
+// Copies this thread's last message into a caller's error buffer (NUL-terminated, truncated).
+void copy_error(char* error, std::size_t capacity) noexcept;
+
+// guarded() for functions without a handle: the message also goes to the caller's buffer.
+template <class Body>
+descent_status guarded_to(char* error, std::size_t capacity, Body&& body) noexcept {
+  const descent_status status = guarded(nullptr, std::forward<Body>(body));
+  if (status != DESCENT_OK) copy_error(error, capacity);
+  return status;
+}
+
+// guarded() for calls that change an optimizer. Refuses them while one of its callbacks runs
+// (re-entrancy: a callback clearing its own schedule would free what is running); the busy flag
+// lives on the handle that owns the callbacks, the multi optimizer for a group handle.
+template <class Body>
+descent_status guarded_mutation(descent_optimizer* handle, const char* handle_name,
+                                Body&& body) noexcept {
+  return guarded(handle, [&] {
+    require(handle, handle_name);
+    descent_optimizer* root = handle->root();
+    if (root->busy)
+      throw Error(DESCENT_ERR_INVALID_STATE,
+                  "the optimizer is running one of its own callbacks, which may only make "
+                  "read-only calls on it");
+    root->busy = true;
+    struct Release {
+      descent_optimizer* root;
+      ~Release() { root->busy = false; }
+    } release{root};
+    body();
+  });
 }
 
 }  // namespace descent::capi

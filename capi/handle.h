@@ -20,4 +20,10 @@ struct descent_optimizer {
   // A multi handle's group handles, created on first request; freed with it.
   std::vector<std::unique_ptr<descent_optimizer>> group_handles;
   std::string last_error;
+  // Set while a call that may run this optimizer's callbacks is in progress (see guard.h).
+  bool busy = false;
+
+  descent_optimizer* root() const {
+    return const_cast<descent_optimizer*>(owner ? owner : this);
+  }
 };

@@ -6,6 +6,7 @@
 using descent::Error;
 using descent::Value;
 using descent::capi::guarded;
+using descent::capi::guarded_mutation;
 using descent::capi::require;
 
 namespace {
@@ -25,7 +26,7 @@ Error wrong_type(const char* key, const Value& v, const char* wanted) {
 }
 
 descent_status set_value(descent_optimizer* opt, const char* key, const Value& v) {
-  return guarded(opt, [&] {
+  return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
     require(key, "key");
     opt->impl->set_hyperparameter(key, v);
@@ -53,7 +54,7 @@ DESCENT_API descent_status descent_optimizer_set_bool(descent_optimizer* opt, co
 
 DESCENT_API descent_status descent_optimizer_set_doubles(descent_optimizer* opt, const char* key,
                                                          const double* values, size_t count) {
-  return guarded(opt, [&] {
+  return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
     require(key, "key");
     if (count > 0) require(values, "values");
@@ -63,7 +64,7 @@ DESCENT_API descent_status descent_optimizer_set_doubles(descent_optimizer* opt,
 
 DESCENT_API descent_status descent_optimizer_set_string(descent_optimizer* opt, const char* key,
                                                         const char* value) {
-  return guarded(opt, [&] {
+  return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
     require(key, "key");
     require(value, "value");
@@ -177,7 +178,7 @@ DESCENT_API descent_status descent_optimizer_hyperparameter_type(const descent_o
 
 DESCENT_API descent_status descent_optimizer_configure_json(descent_optimizer* opt,
                                                             const char* json) {
-  return guarded(opt, [&] {
+  return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
     require(json, "json");
     opt->impl->configure_json(json);

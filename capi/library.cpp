@@ -22,6 +22,12 @@ void record_error(const descent_optimizer* handle, const char* message) noexcept
   }
 }
 
+void copy_error(char* error, std::size_t capacity) noexcept {
+  if (!error || capacity == 0) return;
+  std::strncpy(error, thread_error, capacity - 1);
+  error[capacity - 1] = '\0';
+}
+
 }  // namespace descent::capi
 
 extern "C" {
@@ -54,6 +60,7 @@ DESCENT_API const char* descent_status_name(descent_status status) {
     case DESCENT_ERR_OUT_OF_MEMORY: return "DESCENT_ERR_OUT_OF_MEMORY";
     case DESCENT_ERR_UNSUPPORTED: return "DESCENT_ERR_UNSUPPORTED";
     case DESCENT_ERR_DUPLICATE: return "DESCENT_ERR_DUPLICATE";
+    case DESCENT_ERR_CALLBACK: return "DESCENT_ERR_CALLBACK";
     case DESCENT_ERR_INTERNAL: return "DESCENT_ERR_INTERNAL";
     case DESCENT_STATUS_FORCE_32BIT: break;
   }

@@ -10,6 +10,7 @@
 using descent::Error;
 using descent::MultiOptimizer;
 using descent::capi::guarded;
+using descent::capi::guarded_mutation;
 using descent::capi::require;
 
 namespace {
@@ -31,7 +32,7 @@ extern "C" {
 
 DESCENT_API descent_status descent_multi_add_group(descent_optimizer* multi, const char* kind,
                                                    const char* config_json, size_t* index) {
-  return guarded(multi, [&] {
+  return guarded_mutation(multi, "multi", [&] {
     MultiOptimizer& m = multi_of(multi);
     require(kind, "kind");
     const std::size_t i = m.add_group(kind, config_json);
@@ -49,7 +50,7 @@ DESCENT_API descent_status descent_multi_group_count(const descent_optimizer* mu
 
 DESCENT_API descent_status descent_multi_group(descent_optimizer* multi, size_t index,
                                                descent_optimizer** out) {
-  return guarded(multi, [&] {
+  return guarded_mutation(multi, "multi", [&] {
     MultiOptimizer& m = multi_of(multi);
     require(out, "out");
     descent::Optimizer* group = &m.group(index);  // throws for a bad index
@@ -68,7 +69,7 @@ DESCENT_API descent_status descent_multi_group(descent_optimizer* multi, size_t 
 
 DESCENT_API descent_status descent_multi_filter_name(descent_optimizer* multi, size_t index,
                                                      const char* glob) {
-  return guarded(multi, [&] {
+  return guarded_mutation(multi, "multi", [&] {
     MultiOptimizer& m = multi_of(multi);
     require(glob, "glob");
     m.add_filter_name(index, glob);
@@ -77,7 +78,7 @@ DESCENT_API descent_status descent_multi_filter_name(descent_optimizer* multi, s
 
 DESCENT_API descent_status descent_multi_filter_ndim(descent_optimizer* multi, size_t index,
                                                      int64_t min_ndim, int64_t max_ndim) {
-  return guarded(multi, [&] { multi_of(multi).add_filter_ndim(index, min_ndim, max_ndim); });
+  return guarded_mutation(multi, "multi", [&] { multi_of(multi).add_filter_ndim(index, min_ndim, max_ndim); });
 }
 
 // On success the filter owns user_data (released through free_user_data exactly once, when the
@@ -85,7 +86,7 @@ DESCENT_API descent_status descent_multi_filter_ndim(descent_optimizer* multi, s
 DESCENT_API descent_status descent_multi_filter_callback(descent_optimizer* multi, size_t index,
                                                          descent_filter_fn fn, void* user_data,
                                                          void (*free_user_data)(void*)) {
-  return guarded(multi, [&] {
+  return guarded_mutation(multi, "multi", [&] {
     MultiOptimizer& m = multi_of(multi);
     if (!fn) throw Error(DESCENT_ERR_NULL_ARGUMENT, "fn is NULL");
     m.group(index);  // validate before taking ownership
@@ -97,7 +98,7 @@ DESCENT_API descent_status descent_multi_filter_callback(descent_optimizer* mult
 
 DESCENT_API descent_status descent_multi_exclude_name(descent_optimizer* multi, size_t index,
                                                       const char* glob) {
-  return guarded(multi, [&] {
+  return guarded_mutation(multi, "multi", [&] {
     MultiOptimizer& m = multi_of(multi);
     require(glob, "glob");
     m.add_exclude_name(index, glob);
@@ -117,8 +118,9 @@ DESCENT_API descent_status descent_multi_parameter_group(const descent_optimizer
 DESCENT_API descent_status descent_multi_create_muon_adamw(const char* muon_config_json,
                                                            const char* adamw_config_json,
                                                            const char* adamw_names,
-                                                           descent_optimizer** out) {
-  return guarded(nullptr, [&] {
+                                                           descent_optimizer** out, char* error,
+                                                           size_t error_capacity) {
+  return descent::capi::guarded_to(error, error_capacity, [&] {
     require(out, "out");
     auto handle = std::make_unique<descent_optimizer>();
     auto multi = std::make_unique<MultiOptimizer>();

@@ -4,6 +4,7 @@
 #include "capi/guard.h"
 
 using descent::capi::guarded;
+using descent::capi::guarded_mutation;
 using descent::capi::require;
 
 namespace {
@@ -20,8 +21,9 @@ void require_not_group(const descent_optimizer* opt, const char* what) {
 
 extern "C" {
 
-DESCENT_API descent_status descent_optimizer_create(const char* kind, descent_optimizer** out) {
-  return guarded(nullptr, [&] {
+DESCENT_API descent_status descent_optimizer_create(const char* kind, descent_optimizer** out,
+                                                    char* error, size_t error_capacity) {
+  return descent::capi::guarded_to(error, error_capacity, [&] {
     require(kind, "kind");
     require(out, "out");
     auto handle = std::make_unique<descent_optimizer>();
@@ -47,7 +49,7 @@ DESCENT_API const char* descent_optimizer_last_error(const descent_optimizer* op
 DESCENT_API descent_status descent_optimizer_add_parameter(descent_optimizer* opt,
                                                            const char* name, descent_dtype dtype,
                                                            size_t ndim, const int64_t* shape) {
-  return guarded(opt, [&] {
+  return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
     require(name, "name");
     if (ndim > 0) require(shape, "shape");
@@ -70,8 +72,18 @@ DESCENT_API descent_status descent_optimizer_parameter_count(const descent_optim
   });
 }
 
-DESCENT_API descent_status descent_optimizer_init(descent_optimizer* opt) {
+DESCENT_API descent_status descent_optimizer_parameter_index(const descent_optimizer* opt,
+                                                             const char* name, size_t* out) {
   return guarded(opt, [&] {
+    require(opt, "opt");
+    require(name, "name");
+    require(out, "out");
+    *out = opt->impl->parameter_index(name);
+  });
+}
+
+DESCENT_API descent_status descent_optimizer_init(descent_optimizer* opt) {
+  return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
     require_not_group(opt, "initialise the state");
     opt->impl->init();
@@ -83,10 +95,48 @@ DESCENT_API descent_status descent_optimizer_update(descent_optimizer* opt, size
                                                     const descent_dtype* dtypes,
                                                     const int64_t* numels, void* const* params,
                                                     const void* const* grads) {
-  return guarded(opt, [&] {
+  return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
     require_not_group(opt, "update");
     opt->impl->update(count, names, dtypes, numels, params, grads);
+  });
+}
+
+DESCENT_API descent_status descent_optimizer_update_indexed(descent_optimizer* opt, size_t count,
+                                                            const size_t* indices,
+                                                            const descent_dtype* dtypes,
+                                                            const int64_t* numels,
+                                                            void* const* params,
+                                                            const void* const* grads) {
+  return guarded_mutation(opt, "opt", [&] {
+    require_not_group(opt, "update");
+    opt->impl->update_indexed(count, indices, dtypes, numels, params, grads);
+  });
+}
+
+DESCENT_API descent_status descent_optimizer_flat_offset(const descent_optimizer* opt,
+                                                         size_t index, size_t* byte_offset) {
+  return guarded(opt, [&] {
+    require(opt, "opt");
+    require(byte_offset, "byte_offset");
+    *byte_offset = opt->impl->flat_offset(index);
+  });
+}
+
+DESCENT_API descent_status descent_optimizer_flat_size(const descent_optimizer* opt,
+                                                       size_t* bytes) {
+  return guarded(opt, [&] {
+    require(opt, "opt");
+    require(bytes, "bytes");
+    *bytes = opt->impl->flat_size();
+  });
+}
+
+DESCENT_API descent_status descent_optimizer_update_flat(descent_optimizer* opt, void* params,
+                                                         const void* grads, size_t size) {
+  return guarded_mutation(opt, "opt", [&] {
+    require_not_group(opt, "update");
+    opt->impl->update_flat(params, grads, size);
   });
 }
 

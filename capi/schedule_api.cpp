@@ -8,6 +8,7 @@
 
 using descent::Error;
 using descent::capi::guarded;
+using descent::capi::guarded_mutation;
 using descent::capi::require;
 
 namespace {
@@ -32,7 +33,7 @@ std::optional<double> current_learning_rate(const descent::Optimizer& opt) {
 extern "C" {
 
 DESCENT_API descent_status descent_optimizer_set_schedule(descent_optimizer* opt, const char* spec) {
-  return guarded(opt, [&] {
+  return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
     require(spec, "spec");
     opt->impl->set_schedule(descent::parse_schedule(spec, current_learning_rate(*opt->impl)));
@@ -43,7 +44,7 @@ DESCENT_API descent_status descent_optimizer_set_schedule_callback(descent_optim
                                                                    descent_schedule_fn fn,
                                                                    void* user_data,
                                                                    void (*free_user_data)(void*)) {
-  return guarded(opt, [&] {
+  return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
     if (!fn) throw Error(DESCENT_ERR_NULL_ARGUMENT, "fn is NULL");
     auto schedule = std::make_shared<descent::CallbackSchedule>(fn, user_data, free_user_data);
@@ -58,15 +59,16 @@ DESCENT_API descent_status descent_optimizer_set_schedule_callback(descent_optim
 }
 
 DESCENT_API descent_status descent_optimizer_clear_schedule(descent_optimizer* opt) {
-  return guarded(opt, [&] {
+  return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
     opt->impl->set_schedule(nullptr);
   });
 }
 
 DESCENT_API descent_status descent_schedule_value(const char* spec, double init_lr, uint64_t step,
-                                                  double* out) {
-  return guarded(nullptr, [&] {
+                                                  double* out, char* error,
+                                                  size_t error_capacity) {
+  return descent::capi::guarded_to(error, error_capacity, [&] {
     require(spec, "spec");
     require(out, "out");
     const double v = descent::parse_schedule(spec, init_lr)->value(step);

@@ -6,6 +6,7 @@
 
 using descent::Error;
 using descent::capi::guarded;
+using descent::capi::guarded_mutation;
 using descent::capi::require;
 
 namespace {
@@ -19,6 +20,13 @@ descent::DType state_dtype(descent_dtype d) {
       throw Error(DESCENT_ERR_DTYPE_MISMATCH,
                   std::string("dtype ") + descent::dtype_name(d) + " is not a state dtype");
   }
+}
+
+std::size_t element_count(const char* key, int64_t numel) {
+  if (numel < 0)
+    throw Error(DESCENT_ERR_INVALID_ARGUMENT,
+                std::string("state '") + key + "': numel " + std::to_string(numel) + " is negative");
+  return static_cast<std::size_t>(numel);
 }
 
 }  // namespace
@@ -63,10 +71,11 @@ DESCENT_API descent_status descent_optimizer_state_info(const descent_optimizer*
 
 DESCENT_API descent_status descent_optimizer_state_get(const descent_optimizer* opt,
                                                        const char* key, descent_dtype dtype,
-                                                       void* out, size_t count) {
+                                                       void* out, int64_t numel) {
   return guarded(opt, [&] {
     require(opt, "opt");
     require(key, "key");
+    const std::size_t count = element_count(key, numel);
     if (count > 0) require(out, "out");
     opt->impl->state_get(key, state_dtype(dtype), out, count);
   });
@@ -74,10 +83,11 @@ DESCENT_API descent_status descent_optimizer_state_get(const descent_optimizer* 
 
 DESCENT_API descent_status descent_optimizer_state_set(descent_optimizer* opt, const char* key,
                                                        descent_dtype dtype, const void* data,
-                                                       size_t count) {
-  return guarded(opt, [&] {
+                                                       int64_t numel) {
+  return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
     require(key, "key");
+    const std::size_t count = element_count(key, numel);
     if (count > 0) require(data, "data");
     opt->impl->state_set(key, state_dtype(dtype), data, count);
   });

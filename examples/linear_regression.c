@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
   for (o = 0; o < N_OUT; ++o) model.b[o] = 0.0f;
 
   /* create -> configure -> declare parameters -> update ... -> free */
-  if (descent_optimizer_create(kind, &opt) != DESCENT_OK) return fail(NULL, "create");
+  if (descent_optimizer_create(kind, &opt, NULL, 0) != DESCENT_OK) return fail(NULL, "create");
   if (descent_optimizer_configure_json(opt, default_config(kind)) != DESCENT_OK) {
     return fail(opt, "default configuration");
   }

@@ -17,7 +17,7 @@ using Handle = std::unique_ptr<descent_optimizer, void (*)(descent_optimizer*)>;
 
 Handle make(const char* json = "{}") {
   descent_optimizer* opt = nullptr;
-  EXPECT_EQ(descent_optimizer_create("adafactor", &opt), DESCENT_OK) << descent_last_error();
+  EXPECT_EQ(descent_optimizer_create("adafactor", &opt, nullptr, 0), DESCENT_OK) << descent_last_error();
   Handle h(opt, descent_optimizer_free);
   if (opt) {
     EXPECT_EQ(descent_optimizer_configure_json(opt, json), DESCENT_OK)

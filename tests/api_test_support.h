@@ -23,7 +23,7 @@ class Handle {
  public:
   Handle() = default;
   explicit Handle(const char* kind) {
-    const descent_status s = descent_optimizer_create(kind, &opt_);
+    const descent_status s = descent_optimizer_create(kind, &opt_, nullptr, 0);
     EXPECT_EQ(s, DESCENT_OK) << kind << ": " << descent_last_error();
   }
   ~Handle() { descent_optimizer_free(opt_); }
@@ -332,7 +332,7 @@ inline void prime_messages(descent_optimizer* opt) {
     EXPECT_EQ(descent_optimizer_set_double(opt, kPrimer, 0.0), DESCENT_ERR_UNKNOWN_KEY);
   } else {
     descent_optimizer* none = nullptr;
-    EXPECT_EQ(descent_optimizer_create(kPrimer, &none), DESCENT_ERR_UNKNOWN_KIND);
+    EXPECT_EQ(descent_optimizer_create(kPrimer, &none, nullptr, 0), DESCENT_ERR_UNKNOWN_KIND);
   }
   EXPECT_NE(std::string(descent_last_error()).find(kPrimer), std::string::npos);
 }

@@ -124,10 +124,10 @@ TEST(BadInputLibrary, CreateNullArguments) {
   descent_optimizer* const sentinel = reinterpret_cast<descent_optimizer*>(0x1234);
   descent_optimizer* out = sentinel;
   EXPECT_FAILS(nullptr, nullptr, DESCENT_ERR_NULL_ARGUMENT, nullptr,
-               descent_optimizer_create(nullptr, &out));
+               descent_optimizer_create(nullptr, &out, nullptr, 0));
   EXPECT_EQ(out, sentinel);
   EXPECT_FAILS(nullptr, nullptr, DESCENT_ERR_NULL_ARGUMENT, nullptr,
-               descent_optimizer_create("adam", nullptr));
+               descent_optimizer_create("adam", nullptr, nullptr, 0));
 }
 
 TEST(BadInputLibrary, CreateUnknownKind) {
@@ -136,12 +136,12 @@ TEST(BadInputLibrary, CreateUnknownKind) {
     SCOPED_TRACE(kind);
     descent_optimizer* out = sentinel;
     EXPECT_FAILS(nullptr, nullptr, DESCENT_ERR_UNKNOWN_KIND, nullptr,
-                 descent_optimizer_create(kind, &out));
+                 descent_optimizer_create(kind, &out, nullptr, 0));
     EXPECT_EQ(out, sentinel) << "*out was written on failure";
   }
   descent_optimizer* out = sentinel;
   EXPECT_FAILS(nullptr, nullptr, DESCENT_ERR_UNKNOWN_KIND, "nope",
-               descent_optimizer_create("nope", &out));
+               descent_optimizer_create("nope", &out, nullptr, 0));
   EXPECT_EQ(out, sentinel);
 }
 
@@ -1073,7 +1073,7 @@ TEST(BadInputMessages, ThreadMessagesAreIndependent) {
   std::thread t([&] {
     seen_in_thread = descent_last_error();
     descent_optimizer* none = nullptr;
-    EXPECT_EQ(descent_optimizer_create("other_thread_kind", &none), DESCENT_ERR_UNKNOWN_KIND);
+    EXPECT_EQ(descent_optimizer_create("other_thread_kind", &none, nullptr, 0), DESCENT_ERR_UNKNOWN_KIND);
     after_error_in_thread = descent_last_error();
   });
   t.join();

@@ -61,12 +61,12 @@ static void test_library_info(void) {
 static void test_create_errors(void) {
   descent_optimizer* sentinel = (descent_optimizer*)&failures; /* never dereferenced */
   descent_optimizer* opt = sentinel;
-  expect_error(descent_optimizer_create("no_such_optimizer", &opt), DESCENT_ERR_UNKNOWN_KIND, NULL,
+  expect_error(descent_optimizer_create("no_such_optimizer", &opt, NULL, 0), DESCENT_ERR_UNKNOWN_KIND, NULL,
                "create(\"no_such_optimizer\")");
   check(opt == sentinel, "failed create leaves *out untouched");
-  expect_error(descent_optimizer_create(NULL, &opt), DESCENT_ERR_NULL_ARGUMENT, NULL,
+  expect_error(descent_optimizer_create(NULL, &opt, NULL, 0), DESCENT_ERR_NULL_ARGUMENT, NULL,
                "create(NULL kind)");
-  expect_error(descent_optimizer_create("sgd", NULL), DESCENT_ERR_NULL_ARGUMENT, NULL,
+  expect_error(descent_optimizer_create("sgd", NULL, NULL, 0), DESCENT_ERR_NULL_ARGUMENT, NULL,
                "create(NULL out)");
   descent_optimizer_free(NULL); /* documented to accept NULL */
 }
@@ -81,7 +81,7 @@ static void test_sgd_closed_form(void) {
   const void* grads[1];
   params[0] = &w;
   grads[0] = &g;
-  if (!expect_ok(descent_optimizer_create("sgd", &opt), NULL, "create(\"sgd\")")) return;
+  if (!expect_ok(descent_optimizer_create("sgd", &opt, NULL, 0), NULL, "create(\"sgd\")")) return;
   check(strcmp(descent_optimizer_kind(opt), "sgd") == 0, "descent_optimizer_kind is \"sgd\"");
   expect_ok(descent_optimizer_add_parameter(opt, "w", DESCENT_FLOAT32, 0, NULL), opt,
             "add_parameter(w, float32 scalar)");
@@ -136,7 +136,7 @@ static void test_adam(void) {
   grads[1] = bias_grad;
   memcpy(weight0, weight, sizeof weight);
 
-  if (!expect_ok(descent_optimizer_create("adam", &opt), NULL, "create(\"adam\")")) return;
+  if (!expect_ok(descent_optimizer_create("adam", &opt, NULL, 0), NULL, "create(\"adam\")")) return;
   expect_ok(descent_optimizer_configure_json(
                 opt, "{\"learning_rate\": 0.001, \"betas\": [0.9, 0.999], \"eps\": 1e-8, "
                      "\"bias_correction\": false}"),

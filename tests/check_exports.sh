@@ -2,6 +2,7 @@
 # Checks the dynamic symbol table of libdescent.so (ctest: exported_symbols):
 #  - every defined dynamic symbol is a descent_* function (nothing from C++ or the BLAS leaks),
 #  - every function the public header declares with DESCENT_API is exported, and nothing else,
+#  - every one carries a version node of capi/descent.map (DESCENT_<major>.<minor>),
 #  - the SONAME is libdescent.so.<ABI major>.
 # usage: check_exports.sh <path to libdescent.so> <descent.h> <expected SONAME>
 set -euo pipefail
@@ -11,10 +12,18 @@ header=$2
 expected_soname=$3
 status=0
 
-defined=$(nm -D --defined-only "$lib" | awk '{print $NF}' | sort -u)
+# Version-node names (DESCENT_1.0) are absolute symbols ('A'); the functions are name@@node.
+versioned=$(nm -D --defined-only "$lib" | awk '$2 != "A" {print $NF}' | sort -u)
+defined=$(sed 's/@.*//' <<<"$versioned" | sort -u)
 if [[ -z "$defined" ]]; then
   echo "FAIL: no defined dynamic symbols in $lib" >&2
   exit 1
+fi
+unversioned=$(grep -vE '@@?DESCENT_[0-9]+\.[0-9]+$' <<<"$versioned" || true)
+if [[ -n "$unversioned" ]]; then
+  echo "FAIL: symbols without a DESCENT_<major>.<minor> version node:" >&2
+  sed 's/^/  /' <<<"$unversioned" >&2
+  status=1
 fi
 
 foreign=$(grep -v '^descent_' <<<"$defined" || true)

@@ -512,7 +512,7 @@ TEST(Checkpoint, ScheduleTravelsWithTheConfig) {
 // one configured with a learning rate unsets it, as the saved configuration says.
 TEST(Checkpoint, StateWithoutLearningRate) {
   descent_optimizer* probe = nullptr;
-  if (descent_optimizer_create("adafactor", &probe) == DESCENT_ERR_UNKNOWN_KIND)
+  if (descent_optimizer_create("adafactor", &probe, nullptr, 0) == DESCENT_ERR_UNKNOWN_KIND)
     GTEST_SKIP() << "kind 'adafactor' is not available yet";
   descent_optimizer_free(probe);
   Model m = make_model(DESCENT_FLOAT32);
@@ -535,7 +535,7 @@ TEST(Checkpoint, StateWithoutLearningRate) {
 // "multi" with the parameters declared resumes the run.
 TEST(Checkpoint, MultiOptimizerRoundTrip) {
   descent_optimizer* probe = nullptr;
-  if (descent_optimizer_create("multi", &probe) == DESCENT_ERR_UNKNOWN_KIND)
+  if (descent_optimizer_create("multi", &probe, nullptr, 0) == DESCENT_ERR_UNKNOWN_KIND)
     GTEST_SKIP() << "kind 'multi' is not available yet";
   descent_optimizer_free(probe);
   Opt multi = create("multi", R"({"groups": [

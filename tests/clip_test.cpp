@@ -32,7 +32,7 @@ struct Grads {
   }
   descent_status clip(double max_norm, double* total) {
     return descent_clip_grad_norm(ptrs.size(), dtypes.data(), numels.data(), ptrs.data(), max_norm,
-                                  total);
+                                  total, nullptr, 0);
   }
 };
 
@@ -305,18 +305,18 @@ TEST(ClipArguments, ValidatedBeforeAnyBufferIsTouched) {
   const descent_dtype dt = DESCENT_FLOAT32;
   const int64_t n = 2;
   void* p = a.data();
-  EXPECT_EQ(descent_clip_grad_norm(1, nullptr, &n, &p, 1.0, &total), DESCENT_ERR_NULL_ARGUMENT);
-  EXPECT_EQ(descent_clip_grad_norm(1, &dt, nullptr, &p, 1.0, &total), DESCENT_ERR_NULL_ARGUMENT);
-  EXPECT_EQ(descent_clip_grad_norm(1, &dt, &n, nullptr, 1.0, &total), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_clip_grad_norm(1, nullptr, &n, &p, 1.0, &total, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_clip_grad_norm(1, &dt, nullptr, &p, 1.0, &total, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_clip_grad_norm(1, &dt, &n, nullptr, 1.0, &total, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
   expect_untouched("null arrays");
   EXPECT_EQ(total, 7.0);  // never written on error
   // Nothing to clip; a zero-length tensor may have a NULL pointer; total_norm may be NULL.
-  EXPECT_EQ(descent_clip_grad_norm(0, nullptr, nullptr, nullptr, 1.0, &total), DESCENT_OK);
+  EXPECT_EQ(descent_clip_grad_norm(0, nullptr, nullptr, nullptr, 1.0, &total, nullptr, 0), DESCENT_OK);
   EXPECT_EQ(total, 0.0);
   const int64_t zero = 0;
   void* null_ptr = nullptr;
-  EXPECT_EQ(descent_clip_grad_norm(1, &dt, &zero, &null_ptr, 1.0, nullptr), DESCENT_OK);
-  EXPECT_EQ(descent_clip_grad_norm(1, &dt, &n, &p, 1.0, nullptr), DESCENT_OK);
+  EXPECT_EQ(descent_clip_grad_norm(1, &dt, &zero, &null_ptr, 1.0, nullptr, nullptr, 0), DESCENT_OK);
+  EXPECT_EQ(descent_clip_grad_norm(1, &dt, &n, &p, 1.0, nullptr, nullptr, 0), DESCENT_OK);
   EXPECT_NEAR(a[0], 0.6, 1e-6);
 }
 

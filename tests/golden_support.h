@@ -130,7 +130,7 @@ inline void expect_close(const std::string& where, const std::string& key,
 // Creates and configures the optimizer a case describes; on failure reports and returns NULL.
 inline descent_optimizer* create_for_case(const Json& c) {
   descent_optimizer* opt = nullptr;
-  if (descent_optimizer_create(c.at("optimizer").get<std::string>().c_str(), &opt) != DESCENT_OK) {
+  if (descent_optimizer_create(c.at("optimizer").get<std::string>().c_str(), &opt, nullptr, 0) != DESCENT_OK) {
     ADD_FAILURE() << "create " << c.at("optimizer") << ": " << descent_last_error();
     return nullptr;
   }

@@ -15,7 +15,7 @@ std::string nested_learning_rate(int depth) {
 TEST(JsonDepth, ConfigureJsonRefusesDeepNesting) {
   for (const char* kind : {"adam", "multi"}) {
     descent_optimizer* opt = nullptr;
-    ASSERT_EQ(descent_optimizer_create(kind, &opt), DESCENT_OK);
+    ASSERT_EQ(descent_optimizer_create(kind, &opt, nullptr, 0), DESCENT_OK);
     if (std::string(kind) == "multi") {
       ASSERT_EQ(descent_multi_add_group(opt, "adam", nullptr, nullptr), DESCENT_OK);
     }
@@ -42,7 +42,7 @@ TEST(JsonDepth, ScheduleValueRefusesDeepNesting) {
   for (int i = 0; i < 100000; ++i) spec += "{\"schedule\": ";
   spec += "1" + std::string(100000, '}');
   double out = -1;
-  EXPECT_EQ(descent_schedule_value(spec.c_str(), 0.1, 0, &out), DESCENT_ERR_PARSE);
+  EXPECT_EQ(descent_schedule_value(spec.c_str(), 0.1, 0, &out, nullptr, 0), DESCENT_ERR_PARSE);
   EXPECT_EQ(out, -1) << "output written on error";
 }
 

@@ -19,7 +19,7 @@ using api_test::Model;
 
 bool has_kind(const char* kind) {
   descent_optimizer* opt = nullptr;
-  const descent_status s = descent_optimizer_create(kind, &opt);
+  const descent_status s = descent_optimizer_create(kind, &opt, nullptr, 0);
   descent_optimizer_free(opt);
   return s != DESCENT_ERR_UNKNOWN_KIND;
 }
@@ -257,11 +257,12 @@ struct CallbackData {
   int frees = 0;
 };
 
-bool contains_needle(const char* name, size_t ndim, const int64_t* shape, void* user_data) {
+descent_status contains_needle(const char* name, size_t ndim, const int64_t* shape, void* user_data,
+                               bool* accept, char*, size_t) {
   auto* d = static_cast<CallbackData*>(user_data);
   ++d->calls;
-  if (ndim > 0 && !shape) return false;
-  return std::string(name).find(d->needle) != std::string::npos;
+  *accept = !(ndim > 0 && !shape) && std::string(name).find(d->needle) != std::string::npos;
+  return DESCENT_OK;
 }
 
 void count_free(void* user_data) { ++static_cast<CallbackData*>(user_data)->frees; }
@@ -486,9 +487,10 @@ struct ScheduleData {
   int frees = 0;
 };
 
-double nan_at_five(uint64_t step, void* user_data) {
+descent_status nan_at_five(uint64_t step, void* user_data, double* value, char*, size_t) {
   ++static_cast<ScheduleData*>(user_data)->calls;
-  return step == 5 ? NAN : 0.125 * static_cast<double>(step + 1);
+  *value = step == 5 ? NAN : 0.125 * static_cast<double>(step + 1);
+  return DESCENT_OK;
 }
 
 void free_schedule_data(void* user_data) { ++static_cast<ScheduleData*>(user_data)->frees; }
@@ -871,7 +873,7 @@ TEST(Multi, MuonAdamwOneLinerAssignment) {
   SKIP_WITHOUT_MUON();
   descent_optimizer* raw = nullptr;
   ASSERT_EQ(descent_multi_create_muon_adamw(R"({"learning_rate": 0.02})", R"({"learning_rate": 3e-4})",
-                                            nullptr, &raw),
+                                            nullptr, &raw, nullptr, 0),
             DESCENT_OK)
       << descent_last_error();
   struct Free {
@@ -910,7 +912,7 @@ TEST(Multi, MuonAdamwOneLinerAssignment) {
 
   // Custom names; NULL configs give MLX's defaults (a learning rate is still needed).
   descent_optimizer* custom = nullptr;
-  ASSERT_EQ(descent_multi_create_muon_adamw(nullptr, nullptr, " *embed* , *proj*,", &custom), DESCENT_OK)
+  ASSERT_EQ(descent_multi_create_muon_adamw(nullptr, nullptr, " *embed* , *proj*,", &custom, nullptr, 0), DESCENT_OK)
       << descent_last_error();
   Free guard2{custom};
   Model m2 = model;
@@ -921,19 +923,19 @@ TEST(Multi, MuonAdamwOneLinerAssignment) {
   EXPECT_FAILS(custom, &m2, DESCENT_ERR_INVALID_STATE, "group 0 (muon): learning_rate", m2.update(custom));
   // Empty list: only ndim decides.
   descent_optimizer* all = nullptr;
-  ASSERT_EQ(descent_multi_create_muon_adamw(nullptr, nullptr, "", &all), DESCENT_OK);
+  ASSERT_EQ(descent_multi_create_muon_adamw(nullptr, nullptr, "", &all, nullptr, 0), DESCENT_OK);
   Free guard3{all};
   DESCENT_ASSERT_OK(all, m2.declare(all));
   EXPECT_EQ(group_of(all, "lm_head.weight"), 0u);
   EXPECT_EQ(group_of(all, "scale"), 1u);
   // Errors.
   descent_optimizer* bad = nullptr;
-  EXPECT_EQ(descent_multi_create_muon_adamw(R"({"nope": 1})", nullptr, nullptr, &bad), DESCENT_ERR_UNKNOWN_KEY);
+  EXPECT_EQ(descent_multi_create_muon_adamw(R"({"nope": 1})", nullptr, nullptr, &bad, nullptr, 0), DESCENT_ERR_UNKNOWN_KEY);
   EXPECT_NE(std::string(descent_last_error()).find("group 0 (muon): "), std::string::npos) << descent_last_error();
   EXPECT_EQ(bad, nullptr);
-  EXPECT_EQ(descent_multi_create_muon_adamw(nullptr, R"({"eps": -1})", nullptr, &bad), DESCENT_ERR_OUT_OF_RANGE);
+  EXPECT_EQ(descent_multi_create_muon_adamw(nullptr, R"({"eps": -1})", nullptr, &bad, nullptr, 0), DESCENT_ERR_OUT_OF_RANGE);
   EXPECT_EQ(bad, nullptr);
-  EXPECT_EQ(descent_multi_create_muon_adamw(nullptr, nullptr, nullptr, nullptr), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_multi_create_muon_adamw(nullptr, nullptr, nullptr, nullptr, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
 }
 
 }  // namespace

@@ -32,7 +32,7 @@ using Mat = std::vector<double>;  // row-major
 struct Opt {
   descent_optimizer* h = nullptr;
   explicit Opt(const std::string& config_json = "") {
-    EXPECT_EQ(descent_optimizer_create("muon", &h), DESCENT_OK) << descent_last_error();
+    EXPECT_EQ(descent_optimizer_create("muon", &h, nullptr, 0), DESCENT_OK) << descent_last_error();
     if (!config_json.empty()) {
       EXPECT_EQ(descent_optimizer_configure_json(h, config_json.c_str()), DESCENT_OK)
           << config_json << ": " << descent_optimizer_last_error(h);

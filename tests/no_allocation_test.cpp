@@ -32,7 +32,7 @@ class NoAllocation : public testing::TestWithParam<std::string> {};
 
 TEST_P(NoAllocation, SteadyStateUpdate) {
   descent_optimizer* opt = nullptr;
-  ASSERT_EQ(descent_optimizer_create(GetParam().c_str(), &opt), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_create(GetParam().c_str(), &opt, nullptr, 0), DESCENT_OK);
   ASSERT_EQ(descent_optimizer_set_double(opt, "learning_rate", 0.01), DESCENT_OK);
   // Long names defeat the small-string optimisation, so a lookup that built a std::string
   // would show up here.
@@ -65,7 +65,7 @@ TEST_P(NoAllocation, SteadyStateUpdate) {
 TEST(NoAllocation, MuonAdamwGroups) {
   descent_optimizer* opt = nullptr;
   ASSERT_EQ(descent_multi_create_muon_adamw("{\"learning_rate\": 0.02}", "{\"learning_rate\": 0.001}",
-                                            nullptr, &opt),
+                                            nullptr, &opt, nullptr, 0),
             DESCENT_OK)
       << descent_last_error();
   const int64_t hidden[] = {32, 16}, embed[] = {10, 16}, bias[] = {16};

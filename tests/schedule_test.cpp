@@ -24,7 +24,7 @@ double f32(double x) { return static_cast<double>(static_cast<float>(x)); }
 // The schedule's value at `step`; fails the test on error.
 double value_at(const std::string& spec, uint64_t step, double init_lr = 0.0) {
   double out = -1.0;
-  const descent_status s = descent_schedule_value(spec.c_str(), init_lr, step, &out);
+  const descent_status s = descent_schedule_value(spec.c_str(), init_lr, step, &out, nullptr, 0);
   EXPECT_EQ(s, DESCENT_OK) << spec << " at " << step << ": " << descent_last_error();
   return out;
 }
@@ -36,7 +36,7 @@ using OptimizerPtr = std::unique_ptr<descent_optimizer, OptimizerDeleter>;
 
 OptimizerPtr make(const char* kind, const char* config = nullptr) {
   descent_optimizer* opt = nullptr;
-  EXPECT_EQ(descent_optimizer_create(kind, &opt), DESCENT_OK) << descent_last_error();
+  EXPECT_EQ(descent_optimizer_create(kind, &opt, nullptr, 0), DESCENT_OK) << descent_last_error();
   if (opt && config) {
     EXPECT_EQ(descent_optimizer_configure_json(opt, config), DESCENT_OK)
         << descent_optimizer_last_error(opt);
@@ -171,7 +171,7 @@ TEST(ScheduleMlx, DecayLrEveryOptimizer) {
       R"({"learning_rate": {"schedule": "step_decay", "init": 0.1, "decay_rate": 0.9, "step_size": 1}})";
   for (const char* kind : kinds) {
     descent_optimizer* raw = nullptr;
-    if (descent_optimizer_create(kind, &raw) != DESCENT_OK) continue;  // not built yet
+    if (descent_optimizer_create(kind, &raw, nullptr, 0) != DESCENT_OK) continue;  // not built yet
     OptimizerPtr opt(raw);
     ASSERT_EQ(descent_optimizer_configure_json(opt.get(), config), DESCENT_OK)
         << kind << ": " << descent_optimizer_last_error(opt.get());
@@ -210,7 +210,7 @@ TEST(ScheduleMlx, Joiner) {
         "boundaries": )" + boundaries + "}";
   };
   double out = 0;
-  EXPECT_EQ(descent_schedule_value(constants("[2, 3, 4]").c_str(), 0, 0, &out), DESCENT_ERR_PARSE);
+  EXPECT_EQ(descent_schedule_value(constants("[2, 3, 4]").c_str(), 0, 0, &out, nullptr, 0), DESCENT_ERR_PARSE);
   EXPECT_NE(std::string(descent_last_error()).find("boundaries"), std::string::npos)
       << descent_last_error();
   const std::string ok = constants("[2, 4]");
@@ -347,7 +347,7 @@ TEST(ScheduleString, ErrorsNameTheField) {
   };
   for (const auto& b : bad) {
     double out = 12345.0;
-    EXPECT_EQ(descent_schedule_value(b.spec, 0.1, 0, &out), b.status) << b.spec;
+    EXPECT_EQ(descent_schedule_value(b.spec, 0.1, 0, &out, nullptr, 0), b.status) << b.spec;
     EXPECT_NE(std::string(descent_last_error()).find(b.mentions), std::string::npos)
         << b.spec << " -> " << descent_last_error();
     EXPECT_EQ(out, 12345.0) << "out written on error for " << b.spec;
@@ -396,7 +396,7 @@ TEST(ScheduleJson, ErrorsNameTheField) {
   };
   for (const auto& b : bad) {
     double out = 12345.0;
-    EXPECT_EQ(descent_schedule_value(b.spec, 0.1, 0, &out), b.status) << b.spec;
+    EXPECT_EQ(descent_schedule_value(b.spec, 0.1, 0, &out, nullptr, 0), b.status) << b.spec;
     EXPECT_NE(std::string(descent_last_error()).find(b.mentions), std::string::npos)
         << b.spec << " -> " << descent_last_error();
     EXPECT_EQ(out, 12345.0);
@@ -431,9 +431,9 @@ TEST(ScheduleJson, MlxLmFormDefaultsAndIntegralFloats) {
 TEST(Schedule, OverflowIsAnErrorAtItsStep) {
   // exponential_decay(1, 10): 1e38 at step 38, float32 overflow (inf) at step 39.
   double out = 0;
-  EXPECT_EQ(descent_schedule_value("exponential_decay:1:10", 0, 38, &out), DESCENT_OK);
+  EXPECT_EQ(descent_schedule_value("exponential_decay:1:10", 0, 38, &out, nullptr, 0), DESCENT_OK);
   EXPECT_EQ(out, f32(1e38));
-  EXPECT_EQ(descent_schedule_value("exponential_decay:1:10", 0, 39, &out), DESCENT_ERR_OUT_OF_RANGE);
+  EXPECT_EQ(descent_schedule_value("exponential_decay:1:10", 0, 39, &out, nullptr, 0), DESCENT_ERR_OUT_OF_RANGE);
   EXPECT_NE(std::string(descent_last_error()).find("step 39"), std::string::npos) << descent_last_error();
   OptimizerPtr opt = make("sgd", R"({"learning_rate": 1.0})");
   ASSERT_EQ(descent_optimizer_set_schedule(opt.get(), "exponential_decay:1:10"), DESCENT_OK);
@@ -473,8 +473,8 @@ TEST(Schedule, ClearKeepsTheLastValue) {
 
 TEST(Schedule, NullArguments) {
   double out = 0;
-  EXPECT_EQ(descent_schedule_value(nullptr, 0, 0, &out), DESCENT_ERR_NULL_ARGUMENT);
-  EXPECT_EQ(descent_schedule_value("constant:1", 0, 0, nullptr), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_schedule_value(nullptr, 0, 0, &out, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_schedule_value("constant:1", 0, 0, nullptr, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
   EXPECT_EQ(descent_optimizer_set_schedule(nullptr, "constant:1"), DESCENT_ERR_NULL_ARGUMENT);
   OptimizerPtr opt = make("sgd", R"({"learning_rate": 1.0})");
   EXPECT_EQ(descent_optimizer_set_schedule(opt.get(), nullptr), DESCENT_ERR_NULL_ARGUMENT);
@@ -482,9 +482,9 @@ TEST(Schedule, NullArguments) {
             DESCENT_ERR_NULL_ARGUMENT);
   EXPECT_EQ(descent_optimizer_clear_schedule(nullptr), DESCENT_ERR_NULL_ARGUMENT);
   // init_lr is only read by the shorthands: NaN there is a range error naming it.
-  EXPECT_EQ(descent_schedule_value("cosine:10:0", NAN, 0, &out), DESCENT_ERR_OUT_OF_RANGE);
+  EXPECT_EQ(descent_schedule_value("cosine:10:0", NAN, 0, &out, nullptr, 0), DESCENT_ERR_OUT_OF_RANGE);
   EXPECT_NE(std::string(descent_last_error()).find("initial learning rate"), std::string::npos);
-  EXPECT_EQ(descent_schedule_value("constant:1", NAN, 0, &out), DESCENT_OK);
+  EXPECT_EQ(descent_schedule_value("constant:1", NAN, 0, &out, nullptr, 0), DESCENT_OK);
 }
 
 // ---- callbacks -----------------------------------------------------------------------------
@@ -496,11 +496,11 @@ struct Probe {
   double bad_value = NAN;
 };
 
-double probe_fn(uint64_t step, void* user_data) {
+descent_status probe_fn(uint64_t step, void* user_data, double* value, char*, size_t) {
   auto* p = static_cast<Probe*>(user_data);
   p->calls.push_back(step);
-  if (step >= p->bad_step) return p->bad_value;
-  return 0.01 * static_cast<double>(step + 1);
+  *value = step >= p->bad_step ? p->bad_value : 0.01 * static_cast<double>(step + 1);
+  return DESCENT_OK;
 }
 
 void probe_free(void* user_data) { static_cast<Probe*>(user_data)->frees++; }

@@ -4,7 +4,7 @@
 
 TEST(Smoke, SgdStep) {
   descent_optimizer* opt = nullptr;
-  ASSERT_EQ(descent_optimizer_create("sgd", &opt), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_create("sgd", &opt, nullptr, 0), DESCENT_OK);
   ASSERT_EQ(descent_optimizer_set_double(opt, "learning_rate", 0.5), DESCENT_OK);
   const int64_t shape[] = {2};
   ASSERT_EQ(descent_optimizer_add_parameter(opt, "w", DESCENT_FLOAT32, 1, shape), DESCENT_OK);

@@ -35,7 +35,7 @@ using Opt = std::unique_ptr<descent_optimizer, Free>;
 
 inline Opt create(const char* kind, const char* config = nullptr) {
   descent_optimizer* o = nullptr;
-  EXPECT_EQ(descent_optimizer_create(kind, &o), DESCENT_OK) << kind << ": " << descent_last_error();
+  EXPECT_EQ(descent_optimizer_create(kind, &o, nullptr, 0), DESCENT_OK) << kind << ": " << descent_last_error();
   if (o && config) {
     EXPECT_EQ(descent_optimizer_configure_json(o, config), DESCENT_OK)
         << config << ": " << descent_optimizer_last_error(o);

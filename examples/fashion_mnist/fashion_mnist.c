@@ -449,7 +449,7 @@ static descent_optimizer* make_optimizer(const options* o, const run* r, const m
       }
     }
     if (descent_multi_create_muon_adamw(PRESET_MUON_CONFIG, PRESET_ADAMW_CONFIG, PRESET_ADAMW_NAMES,
-                                        &opt) != DESCENT_OK) {
+                                        &opt, NULL, 0) != DESCENT_OK) {
       errorf("descent_multi_create_muon_adamw: %s", descent_last_error());
       json_free_members(members, n);
       return NULL;
@@ -474,7 +474,7 @@ static descent_optimizer* make_optimizer(const options* o, const run* r, const m
     json_free_members(members, n);
     groups = 2;
   } else {
-    if (descent_optimizer_create(r->name, &opt) != DESCENT_OK) {
+    if (descent_optimizer_create(r->name, &opt, NULL, 0) != DESCENT_OK) {
       errorf("--optimizer %s: %s", r->name, descent_last_error());
       return NULL;
     }

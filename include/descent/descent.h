@@ -5,16 +5,30 @@
  *  - Fallible functions return a descent_status; DESCENT_OK (0) means success.
  *  - On error nothing observable changes: out-parameters, the caller's parameter buffers and
  *    the optimizer's state are exactly as they were before the call.
- *  - A message describing the last error is kept per handle
- *    (descent_optimizer_last_error) and per thread (descent_last_error). Read the per-handle
- *    message from languages whose calls may hop between OS threads (Go).
+ *  - Messages: every failed call on a handle records its message on the handle
+ *    (descent_optimizer_last_error). Functions without a handle (create, the muon+adamw
+ *    constructor, schedule evaluation, clipping) take a caller buffer (char* error, size_t
+ *    error_capacity; may be NULL/0) and write the message there, NUL-terminated and truncated to
+ *    fit, only when they fail; DESCENT_ERROR_CAPACITY bytes always hold a whole message. The
+ *    message of the last failed call of the calling OS thread is also kept
+ *    (descent_last_error), a convenience for C: goroutines and Julia tasks may hop between
+ *    threads, so bindings use the handle or the caller buffer.
  *  - The library never keeps a pointer the caller passed in after the call returns, with one
  *    documented exception: callbacks (schedules, filters) and their user_data, which are kept
  *    until replaced or until the optimizer is freed, then released through free_user_data.
- *  - Strings are NUL-terminated UTF-8. Counts are size_t, tensor dimensions int64_t.
+ *  - Strings are NUL-terminated UTF-8. Counts of things (tensors, keys, array capacities) and
+ *    byte sizes are size_t; element counts and tensor dimensions are int64_t.
+ *  - Strings the library returns are owned by it: static ones (names of kinds, statuses,
+ *    dtypes, versions) live as long as the process; those owned by a handle (kind, last error,
+ *    state keys, hyperparameter names) stay valid until the next call on that handle that is not
+ *    a const (read-only) call, or until it is freed. Copy them if you need them longer.
  *  - Threading: a handle may be used by one thread at a time; distinct handles are
  *    independent and may be used concurrently from different threads.
  *  - Free functions return void and accept NULL.
+ *  - ABI: libdescent.so.1. Every 1.x release is backward compatible with 1.0: functions, enum
+ *    values and status codes are only ever added (each marked "since 1.x" from 1.1 on); nothing
+ *    is removed or changes signature before 2.0. Everything below exists since 1.0.
+ *    docs/abi-policy.md has the rules and the deprecation process.
  */
 #ifndef DESCENT_DESCENT_H
 #define DESCENT_DESCENT_H
@@ -24,8 +38,8 @@
 #include <stdint.h>
 
 /* ---- Version ---------------------------------------------------------------------------- */
-#define DESCENT_VERSION_MAJOR 0
-#define DESCENT_VERSION_MINOR 1
+#define DESCENT_VERSION_MAJOR 1
+#define DESCENT_VERSION_MINOR 0
 #define DESCENT_VERSION_PATCH 0
 #define DESCENT_VERSION_NUMBER \
   (DESCENT_VERSION_MAJOR * 10000 + DESCENT_VERSION_MINOR * 100 + DESCENT_VERSION_PATCH)
@@ -64,6 +78,8 @@ typedef enum descent_status {
   DESCENT_ERR_OUT_OF_MEMORY = 14,
   DESCENT_ERR_UNSUPPORTED = 15,     /* valid request this build cannot do (e.g. a reserved dtype) */
   DESCENT_ERR_DUPLICATE = 16,       /* a name given twice */
+  DESCENT_ERR_CALLBACK = 17,        /* a callback failed (returned a status that is not a
+                                       descent_status of this header, or DESCENT_ERR_CALLBACK) */
   DESCENT_ERR_INTERNAL = 99,
   /* Not a status: makes the enum 32 bits wide and lets any int32 value be passed safely. */
   DESCENT_STATUS_FORCE_32BIT = 0x7fffffff
@@ -86,19 +102,24 @@ typedef enum descent_value_type {
   DESCENT_VALUE_INT = 2,
   DESCENT_VALUE_BOOL = 3,
   DESCENT_VALUE_DOUBLE_ARRAY = 4,
-  DESCENT_VALUE_STRING = 5 /* a choice among named options (e.g. muon "coefficients") */
+  DESCENT_VALUE_STRING = 5, /* a choice among named options (e.g. muon "coefficients") */
+  DESCENT_VALUE_TYPE_FORCE_32BIT = 0x7fffffff /* not a type: keeps the enum 32 bits wide */
 } descent_value_type;
 
 /* Largest number of dimensions a tensor may have. */
 #define DESCENT_MAX_NDIM 16
+/* A caller's error buffer of this many bytes always holds a whole message (with its NUL). */
+#define DESCENT_ERROR_CAPACITY 1024
+/* Alignment, in bytes, of every parameter's offset in the flat layout and of its total size. */
+#define DESCENT_FLAT_ALIGNMENT 64
 
 /* ---- Library information ------------------------------------------------------------------ */
 DESCENT_API unsigned descent_version_number(void);    /* DESCENT_VERSION_NUMBER of the library */
 DESCENT_API const char* descent_version_string(void); /* "MAJOR.MINOR.PATCH" */
 DESCENT_API const char* descent_status_name(descent_status status); /* "DESCENT_ERR_..." */
 DESCENT_API const char* descent_dtype_name(descent_dtype dtype);    /* "float32", ... */
-/* Message of the last failed call made on this thread ("" if none). Valid until the next call
- * on this thread. */
+/* Message of the last failed call made on this OS thread ("" if none). Valid until the next
+ * call on this thread. Prefer the per-handle message or a caller buffer (see the top). */
 DESCENT_API const char* descent_last_error(void);
 
 /* ---- Optimizer lifecycle -------------------------------------------------------------------
@@ -108,10 +129,13 @@ DESCENT_API const char* descent_last_error(void);
 typedef struct descent_optimizer descent_optimizer;
 
 /* Creates an optimizer with MLX's defaults. *out is set only on success and must be released
- * with descent_optimizer_free. */
-DESCENT_API descent_status descent_optimizer_create(const char* kind, descent_optimizer** out);
+ * with descent_optimizer_free. On failure the message goes to error[0..error_capacity) (may be
+ * NULL). */
+DESCENT_API descent_status descent_optimizer_create(const char* kind, descent_optimizer** out,
+                                                    char* error, size_t error_capacity);
 DESCENT_API void descent_optimizer_free(descent_optimizer* opt);
-/* The kind name given at creation; owned by the handle. */
+/* The kind name given at creation; owned by the handle. Freeing the handle from inside one of
+ * its own callbacks is undefined behaviour. */
 DESCENT_API const char* descent_optimizer_kind(const descent_optimizer* opt);
 /* Message of the last failed call on this handle ("" if none); owned by the handle, valid
  * until the next call on it. */
@@ -176,28 +200,59 @@ DESCENT_API descent_status descent_optimizer_configure_json(descent_optimizer* o
 /* ---- Parameters -----------------------------------------------------------------------------
  * Declares a named tensor the optimizer will update. Names are MLX tree_flatten paths
  * ("layers.0.weight"); state keys are "<name>.<slot>". ndim may be 0 (a scalar; shape may then
- * be NULL). Parameters can be declared until the state is initialised. */
+ * be NULL). Parameters can be declared until the state is initialised. The i-th declared
+ * parameter has index i (0-based); indices never change. */
 DESCENT_API descent_status descent_optimizer_add_parameter(descent_optimizer* opt,
                                                            const char* name, descent_dtype dtype,
                                                            size_t ndim, const int64_t* shape);
 DESCENT_API descent_status descent_optimizer_parameter_count(const descent_optimizer* opt,
                                                              size_t* out);
+/* The index of a declared parameter (DESCENT_ERR_UNKNOWN_KEY if none has that name). */
+DESCENT_API descent_status descent_optimizer_parameter_index(const descent_optimizer* opt,
+                                                             const char* name, size_t* out);
 
 /* Allocates the state of every declared parameter (zeros, as MLX's init). Optional: the first
  * update does it. Calling it again is a no-op. */
 DESCENT_API descent_status descent_optimizer_init(descent_optimizer* opt);
 
-/* One optimizer step (MLX's apply_gradients): the step counter advances once, then each named
- * parameter is updated in place from its gradient. names[i], params[i] and grads[i] describe
- * tensor i; a name may appear once. Tensors not named are left alone, their state untouched.
- * dtypes and numels are optional (NULL) checks: when given, each must equal the declared
- * tensor's dtype and element count, else nothing is updated. params[i] and grads[i] must not
- * overlap (checked); buffers of different tensors must not overlap either (not checked). */
+/* ---- Updates -----------------------------------------------------------------------------------
+ * One optimizer step (MLX's apply_gradients): the step counter advances once, then each given
+ * parameter is updated in place from its gradient. Three forms, same arithmetic, same bits:
+ *  - by name:  tensor i is names[i] with params[i] and grads[i];
+ *  - by index: tensor i is the parameter declared at indices[i] (no string work per step);
+ *  - flat:     every declared parameter at once, from two buffers in the flat layout below.
+ * In the first two forms a parameter may appear once; parameters not given are left alone and
+ * their state untouched. dtypes and numels are optional (NULL) checks: when given, each must
+ * equal the declared tensor's dtype and element count, else nothing is updated. params[i] and
+ * grads[i] must not overlap (checked); buffers of different tensors must not overlap either
+ * (not checked). */
 DESCENT_API descent_status descent_optimizer_update(descent_optimizer* opt, size_t count,
                                                     const char* const* names,
                                                     const descent_dtype* dtypes,
                                                     const int64_t* numels, void* const* params,
                                                     const void* const* grads);
+DESCENT_API descent_status descent_optimizer_update_indexed(descent_optimizer* opt, size_t count,
+                                                            const size_t* indices,
+                                                            const descent_dtype* dtypes,
+                                                            const int64_t* numels,
+                                                            void* const* params,
+                                                            const void* const* grads);
+
+/* The flat layout: the declared parameters one after another in declaration order, each at a
+ * byte offset that is a multiple of DESCENT_FLAT_ALIGNMENT (padding between them is never read
+ * or written), the total size rounded up to DESCENT_FLAT_ALIGNMENT. Declaring a parameter
+ * appends it: earlier offsets never move. float32 and float64 parameters may share a layout. */
+DESCENT_API descent_status descent_optimizer_flat_offset(const descent_optimizer* opt,
+                                                         size_t index, size_t* byte_offset);
+DESCENT_API descent_status descent_optimizer_flat_size(const descent_optimizer* opt,
+                                                       size_t* bytes);
+/* Updates every declared parameter: parameter i lives at (char*)params + flat_offset(i), its
+ * gradient at (const char*)grads + flat_offset(i). size must equal descent_optimizer_flat_size;
+ * both buffers must be aligned to the largest element size declared (8 bytes suffice; 64 let
+ * the kernels run fastest) and must not overlap each other. Both are plain pointers to memory
+ * without pointers in it, which Go passes from ordinary slices and Python from one array. */
+DESCENT_API descent_status descent_optimizer_update_flat(descent_optimizer* opt, void* params,
+                                                         const void* grads, size_t size);
 
 /* ---- State -----------------------------------------------------------------------------------
  * Keys follow MLX's tree_flatten(optimizer.state): "step" (uint64, shape ()), "learning_rate"
@@ -206,7 +261,7 @@ DESCENT_API descent_status descent_optimizer_update(descent_optimizer* opt, size
  * continues exactly where that state came from. */
 DESCENT_API descent_status descent_optimizer_state_count(const descent_optimizer* opt,
                                                          size_t* out);
-/* Key by index in [0, count); owned by the handle, valid until the next non-const call. */
+/* Key by index in [0, count); owned by the handle (see the top for how long it lives). */
 DESCENT_API descent_status descent_optimizer_state_key(const descent_optimizer* opt, size_t index,
                                                        const char** out);
 /* dtype, number of dimensions and dimensions of a slot. Each output may be NULL; when shape is
@@ -217,13 +272,29 @@ DESCENT_API descent_status descent_optimizer_state_info(const descent_optimizer*
                                                         const char* key, descent_dtype* dtype,
                                                         size_t* ndim, int64_t* shape,
                                                         size_t capacity);
-/* Copies a slot out of / into the optimizer. dtype and count (elements) must match the slot. */
+/* Copies a slot out of / into the optimizer. dtype and numel (elements) must match the slot. */
 DESCENT_API descent_status descent_optimizer_state_get(const descent_optimizer* opt,
                                                        const char* key, descent_dtype dtype,
-                                                       void* out, size_t count);
+                                                       void* out, int64_t numel);
 DESCENT_API descent_status descent_optimizer_state_set(descent_optimizer* opt, const char* key,
                                                        descent_dtype dtype, const void* data,
-                                                       size_t count);
+                                                       int64_t numel);
+
+/* ---- Callbacks ---------------------------------------------------------------------------------
+ * Schedules and filters can be the caller's functions. A callback returns DESCENT_OK, or a
+ * failure status and, optionally, a message written into message[0..message_capacity) (a
+ * library buffer, valid during the call only, DESCENT_ERROR_CAPACITY bytes). A failure fails
+ * the call that ran the callback with that status (DESCENT_ERR_CALLBACK when it is not one of
+ * this header's codes) and the callback's message, and that call changes nothing. Callbacks
+ * must not let exceptions, panics or longjmps cross into the library: catch them and return a
+ * status. The callback and user_data are kept until replaced or until the optimizer is freed;
+ * then free_user_data (may be NULL) is called with user_data, once, on whichever thread frees
+ * the optimizer (a garbage collector's finalizer thread, say). A call that fails leaves
+ * user_data with the caller (free_user_data is not called).
+ * Re-entrancy: inside a callback, read-only calls on the optimizer that runs it (getters,
+ * state_get, save) are allowed; any call that changes it, or its multi optimizer or groups
+ * (including clearing or replacing the schedule being run), is refused with
+ * DESCENT_ERR_INVALID_STATE. Freeing it from inside is undefined behaviour. */
 
 /* ---- Learning-rate schedules ----------------------------------------------------------------
  * A schedule replaces the learning rate: before each update the optimizer evaluates it at the
@@ -235,10 +306,10 @@ DESCENT_API descent_status descent_optimizer_state_set(descent_optimizer* opt, c
  *    "cosine_decay:0.1:1000:0.0", "linear_schedule:0:0.1:100" (see docs/schedules.md);
  *  - JSON, as in the golden files and in descent_optimizer_configure_json:
  *    {"learning_rate": {"schedule": "cosine_decay", "init": 0.1, "decay_steps": 1000}};
- *  - a callback. The callback and user_data are kept until the schedule is replaced or the
- *    optimizer freed; then free_user_data (may be NULL) is called with user_data. The callback
- *    must return a finite value; otherwise the update fails with DESCENT_ERR_OUT_OF_RANGE. */
-typedef double (*descent_schedule_fn)(uint64_t step, void* user_data);
+ *  - a callback, evaluated once when attached and once per update. It stores the learning rate
+ *    in *value, which must be finite and fit float32 (else DESCENT_ERR_OUT_OF_RANGE). */
+typedef descent_status (*descent_schedule_fn)(uint64_t step, void* user_data, double* value,
+                                              char* message, size_t message_capacity);
 
 DESCENT_API descent_status descent_optimizer_set_schedule(descent_optimizer* opt, const char* spec);
 DESCENT_API descent_status descent_optimizer_set_schedule_callback(descent_optimizer* opt,
@@ -250,7 +321,8 @@ DESCENT_API descent_status descent_optimizer_clear_schedule(descent_optimizer* o
 /* Evaluates a schedule (string or JSON form) at a step, without an optimizer. String forms that
  * take their initial value from an optimizer use init_lr. */
 DESCENT_API descent_status descent_schedule_value(const char* spec, double init_lr, uint64_t step,
-                                                  double* out);
+                                                  double* out, char* error,
+                                                  size_t error_capacity);
 
 /* ---- Gradient clipping ------------------------------------------------------------------------
  * MLX's clip_grad_norm over a set of tensors, in place: total = sqrt(sum of squares of every
@@ -259,7 +331,8 @@ DESCENT_API descent_status descent_schedule_value(const char* spec, double init_
  * NULL) receives the norm before clipping. max_norm < 0 is DESCENT_ERR_OUT_OF_RANGE. */
 DESCENT_API descent_status descent_clip_grad_norm(size_t count, const descent_dtype* dtypes,
                                                   const int64_t* numels, void* const* grads,
-                                                  double max_norm, double* total_norm);
+                                                  double max_norm, double* total_norm,
+                                                  char* error, size_t error_capacity);
 
 /* ---- Saving and resuming ----------------------------------------------------------------------
  * The whole state (step, learning rate, schedule position, every slot) plus the hyperparameters
@@ -285,8 +358,9 @@ DESCENT_API descent_status descent_optimizer_load_from_buffer(descent_optimizer*
  * has none) and none of its exclude patterns does. Each group keeps its own step and state; state
  * keys are "states.<i>.<key>". A group that receives no parameter is fine (MLX raises
  * IndexError). Groups and filters are fixed once the state is initialised. See docs/multi.md. */
-typedef bool (*descent_filter_fn)(const char* name, size_t ndim, const int64_t* shape,
-                                  void* user_data);
+typedef descent_status (*descent_filter_fn)(const char* name, size_t ndim, const int64_t* shape,
+                                            void* user_data, bool* accept, char* message,
+                                            size_t message_capacity);
 
 /* Adds a group with a new optimizer of `kind`, configured by config_json (may be NULL).
  * *index (may be NULL) receives the group's index. */
@@ -300,7 +374,7 @@ DESCENT_API descent_status descent_multi_group(descent_optimizer* multi, size_t 
                                                descent_optimizer** out);
 /* Include clauses: a name glob ('*' any run, '?' one character; "blocks.*" is a prefix,
  * "*.bias" a suffix), a range of ndim (inclusive; max < 0 means unbounded), or a callback
- * (kept like a schedule callback). Exclude: a name glob that rejects a parameter. */
+ * (see Callbacks above; it sets *accept). Exclude: a name glob that rejects a parameter. */
 DESCENT_API descent_status descent_multi_filter_name(descent_optimizer* multi, size_t index,
                                                      const char* glob);
 DESCENT_API descent_status descent_multi_filter_ndim(descent_optimizer* multi, size_t index,
@@ -320,7 +394,8 @@ DESCENT_API descent_status descent_multi_parameter_group(const descent_optimizer
 DESCENT_API descent_status descent_multi_create_muon_adamw(const char* muon_config_json,
                                                            const char* adamw_config_json,
                                                            const char* adamw_names,
-                                                           descent_optimizer** out);
+                                                           descent_optimizer** out, char* error,
+                                                           size_t error_capacity);
 
 #ifdef __cplusplus
 }

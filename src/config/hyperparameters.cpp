@@ -15,6 +15,7 @@ const char* value_type_name(descent_value_type t) {
     case DESCENT_VALUE_BOOL: return "bool";
     case DESCENT_VALUE_DOUBLE_ARRAY: return "array of double";
     case DESCENT_VALUE_STRING: return "string";
+    case DESCENT_VALUE_TYPE_FORCE_32BIT: break;
   }
   return "unknown";
 }
@@ -118,7 +119,8 @@ Value coerce(const HyperparameterSpec& spec, const Value& v) {
     case DESCENT_VALUE_STRING:
       if (got == DESCENT_VALUE_STRING) return v;
       throw wrong();
-    case DESCENT_VALUE_NONE: break;
+    case DESCENT_VALUE_NONE:
+    case DESCENT_VALUE_TYPE_FORCE_32BIT: break;
   }
   throw wrong();
 }

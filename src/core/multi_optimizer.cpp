@@ -6,6 +6,7 @@
 #include <optional>
 #include <utility>
 
+#include "common/callback_failure.h"
 #include "common/error.h"
 #include "core/tensor_list.h"
 #include "config/json_parse.h"
@@ -89,10 +90,18 @@ bool MultiOptimizer::Filter::accepts(const std::string& name, const Shape& shape
         included = ndim >= c.min_ndim && (c.max_ndim < 0 || ndim <= c.max_ndim);
         break;
       }
-      case Clause::Kind::Callback:
-        included = c.callback->fn(name.c_str(), shape.size(), shape.empty() ? nullptr : shape.data(),
-                                  c.callback->user_data);
+      case Clause::Kind::Callback: {
+        bool accept = false;
+        CallbackMessage message;
+        const descent_status status =
+            c.callback->fn(name.c_str(), shape.size(), shape.empty() ? nullptr : shape.data(),
+                           c.callback->user_data, &accept, message.text, sizeof message.text);
+        if (status != DESCENT_OK)
+          throw_callback_failure(status, message,
+                                 "parameter '" + name + "': the filter callback failed");
+        included = accept;
         break;
+      }
     }
     if (included) break;
   }
@@ -236,8 +245,13 @@ void MultiOptimizer::check_groups() const {
 }
 
 std::size_t MultiOptimizer::assign(const Parameter& p) const {
-  for (std::size_t g = 0; g + 1 < groups_.size(); ++g)
-    if (filters_[g].accepts(p.name, p.shape)) return g;
+  for (std::size_t g = 0; g + 1 < groups_.size(); ++g) {
+    try {
+      if (filters_[g].accepts(p.name, p.shape)) return g;
+    } catch (const Error& e) {  // a failing filter callback
+      throw in_group(g, groups_[g]->kind(), e);
+    }
+  }
   return groups_.size() - 1;
 }
 
@@ -609,13 +623,28 @@ void MultiOptimizer::init() {
   commit_init(plan);
 }
 
+std::size_t MultiOptimizer::parameter_index(std::string_view name) const {
+  auto it = param_index_.find(name);
+  if (it == param_index_.end())
+    throw Error(DESCENT_ERR_UNKNOWN_KEY, "'" + std::string(name) + "': no parameter of that name");
+  return it->second;
+}
+
 void MultiOptimizer::update(std::size_t count, const char* const* names, const descent_dtype* dtypes,
                             const int64_t* numels, void* const* params, const void* const* grads) {
-  check_tensor_list_arrays(count, names, params, grads);
+  check_tensor_list_arrays(count, names, "names", params, grads);
+  if (!initialized_) check_groups();
+  resolve_names(count, names, param_index_, scratch_index_);
+  update_indexed(count, scratch_index_.data(), dtypes, numels, params, grads);
+}
+
+void MultiOptimizer::update_indexed(std::size_t count, const std::size_t* indices,
+                                    const descent_dtype* dtypes, const int64_t* numels,
+                                    void* const* params, const void* const* grads) {
+  check_tensor_list_arrays(count, indices, "indices", params, grads);
   if (!initialized_) check_groups();
   // 1. The tensors, against the declared parameters.
-  resolve_tensor_list(count, names, dtypes, numels, params, grads, param_index_, params_,
-                      scratch_seen_, scratch_index_);
+  check_tensor_list(count, indices, dtypes, numels, params, grads, params_, scratch_seen_);
   // 2. Every group steps, so every group must be ready (learning rate, schedule value).
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     try {
@@ -629,13 +658,13 @@ void MultiOptimizer::update(std::size_t count, const char* const* names, const d
   // Nothing below can fail. Sort the tensors by group (stable), then step every group.
   const std::size_t groups = groups_.size();
   std::fill(scratch_offset_.begin(), scratch_offset_.begin() + groups + 1, 0);
-  for (std::size_t i = 0; i < count; ++i) ++scratch_offset_[params_[scratch_index_[i]].group + 1];
+  for (std::size_t i = 0; i < count; ++i) ++scratch_offset_[params_[indices[i]].group + 1];
   for (std::size_t g = 0; g < groups; ++g) {
     scratch_offset_[g + 1] += scratch_offset_[g];
     scratch_cursor_[g] = scratch_offset_[g];
   }
   for (std::size_t i = 0; i < count; ++i) {
-    const Parameter& p = params_[scratch_index_[i]];
+    const Parameter& p = params_[indices[i]];
     const std::size_t at = scratch_cursor_[p.group]++;
     scratch_local_[at] = p.local;
     scratch_params_[at] = params[i];

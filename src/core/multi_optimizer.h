@@ -21,7 +21,7 @@ namespace descent {
 // A caller's filter callback and its user data; user data is released once, when the last copy
 // of the filter (clones share it) goes away.
 struct FilterCallback {
-  using Fn = bool (*)(const char* name, std::size_t ndim, const int64_t* shape, void* user_data);
+  using Fn = descent_filter_fn;
   Fn fn = nullptr;
   void* user_data = nullptr;
   void (*free_user_data)(void*) = nullptr;
@@ -80,9 +80,15 @@ class MultiOptimizer final : public Optimizer {
 
   void add_parameter(std::string_view name, DType dtype, Shape shape) override;
   std::size_t parameter_count() const override { return params_.size(); }
+  std::size_t parameter_index(std::string_view name) const override;
+  DType parameter_dtype(std::size_t index) const override { return params_.at(index).dtype; }
+  int64_t parameter_numel(std::size_t index) const override { return params_.at(index).numel; }
   void init() override;
   void update(std::size_t count, const char* const* names, const descent_dtype* dtypes,
               const int64_t* numels, void* const* params, const void* const* grads) override;
+  void update_indexed(std::size_t count, const std::size_t* indices, const descent_dtype* dtypes,
+                      const int64_t* numels, void* const* params,
+                      const void* const* grads) override;
 
   std::size_t state_count() const override;
   const std::string& state_key(std::size_t index) const override;
@@ -103,7 +109,6 @@ class MultiOptimizer final : public Optimizer {
   void add_exclude_name(std::size_t index, std::string_view glob);
   // The group of a declared parameter: decided at init; before, the filters are evaluated now.
   std::size_t parameter_group(std::string_view name) const;
-  bool initialized() const { return initialized_; }
 
  private:
   struct Parameter {

@@ -11,6 +11,7 @@
 #include "common/dtype.h"
 #include "common/shape.h"
 #include "config/value.h"
+#include "core/flat_layout.h"
 #include "schedules/schedule.h"
 
 namespace descent {
@@ -43,13 +44,26 @@ class Optimizer {
   // Replaces the learning rate by a schedule (nullptr removes it).
   virtual void set_schedule(SchedulePtr schedule) = 0;
 
-  // Parameters.
+  // Parameters; the i-th declared has index i.
   virtual void add_parameter(std::string_view name, DType dtype, Shape shape) = 0;
   virtual std::size_t parameter_count() const = 0;
+  virtual std::size_t parameter_index(std::string_view name) const = 0;  // throws UNKNOWN_KEY
+  virtual DType parameter_dtype(std::size_t index) const = 0;
+  virtual int64_t parameter_numel(std::size_t index) const = 0;
   virtual void init() = 0;
   // One step on the named tensors (see descent_optimizer_update).
   virtual void update(std::size_t count, const char* const* names, const descent_dtype* dtypes,
                       const int64_t* numels, void* const* params, const void* const* grads) = 0;
+  // One step on tensors given by parameter index (descent_optimizer_update_indexed).
+  virtual void update_indexed(std::size_t count, const std::size_t* indices,
+                              const descent_dtype* dtypes, const int64_t* numels,
+                              void* const* params, const void* const* grads) = 0;
+
+  // The flat layout (descent_optimizer_flat_offset/_size) and one step on every parameter from
+  // two buffers in it (descent_optimizer_update_flat).
+  std::size_t flat_offset(std::size_t index) const;
+  std::size_t flat_size() const;
+  void update_flat(void* params, const void* grads, std::size_t size);
 
   // State, by MLX's tree_flatten keys.
   virtual std::size_t state_count() const = 0;
@@ -57,6 +71,11 @@ class Optimizer {
   virtual SlotInfo state_info(std::string_view key) const = 0;
   virtual void state_get(std::string_view key, DType dtype, void* out, std::size_t count) const = 0;
   virtual void state_set(std::string_view key, DType dtype, const void* data, std::size_t count) = 0;
+
+ private:
+  // Offsets and per-step pointer arrays, rebuilt when the parameter count changes: a cache, so
+  // copies of an optimizer need not share or copy it.
+  mutable FlatLayout flat_;
 };
 
 // "multi" or a rule kind ("sgd", "adam", ...); throws DESCENT_ERR_UNKNOWN_KIND.

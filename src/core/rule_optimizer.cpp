@@ -61,6 +61,7 @@ RuleOptimizer::RuleOptimizer(const RuleOptimizer& o)
     p.slot_ptrs.clear();
     for (auto& b : p.slots) p.slot_ptrs.push_back(&b);
   }
+  scratch_index_.reserve(params_.size());  // a copied vector keeps its size, not its capacity
 }
 
 std::unique_ptr<Optimizer> RuleOptimizer::clone() const {
@@ -238,16 +239,31 @@ void RuleOptimizer::init() {
   rebuild_state_keys();
 }
 
+std::size_t RuleOptimizer::parameter_index(std::string_view name) const {
+  auto it = param_index_.find(name);
+  if (it == param_index_.end())
+    throw Error(DESCENT_ERR_UNKNOWN_KEY, "'" + std::string(name) + "': no parameter of that name");
+  return it->second;
+}
+
 void RuleOptimizer::update(std::size_t count, const char* const* names, const descent_dtype* dtypes,
-                       const int64_t* numels, void* const* params, const void* const* grads) {
-  check_tensor_list_arrays(count, names, params, grads);
+                           const int64_t* numels, void* const* params, const void* const* grads) {
+  check_tensor_list_arrays(count, names, "names", params, grads);
   check_ready();
-  resolve_tensor_list(count, names, dtypes, numels, params, grads, param_index_, params_,
-                      scratch_seen_, scratch_index_);
+  resolve_names(count, names, param_index_, scratch_index_);
+  update_indexed(count, scratch_index_.data(), dtypes, numels, params, grads);
+}
+
+void RuleOptimizer::update_indexed(std::size_t count, const std::size_t* indices,
+                                   const descent_dtype* dtypes, const int64_t* numels,
+                                   void* const* params, const void* const* grads) {
+  check_tensor_list_arrays(count, indices, "indices", params, grads);
+  check_ready();
+  check_tensor_list(count, indices, dtypes, numels, params, grads, params_, scratch_seen_);
   const float lr = next_learning_rate();
   if (!initialized_) init();  // MLX initialises lazily on the first update
   configure_rule();
-  commit_step(lr, count, scratch_index_.data(), params, grads);
+  commit_step(lr, count, indices, params, grads);
 }
 
 float RuleOptimizer::next_learning_rate() const {

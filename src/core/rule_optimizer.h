@@ -42,17 +42,21 @@ class RuleOptimizer final : public Optimizer {
 
   void add_parameter(std::string_view name, DType dtype, Shape shape) override;
   std::size_t parameter_count() const override { return params_.size(); }
+  std::size_t parameter_index(std::string_view name) const override;
+  DType parameter_dtype(std::size_t index) const override { return params_.at(index).dtype; }
+  int64_t parameter_numel(std::size_t index) const override { return params_.at(index).numel; }
   void init() override;
   void update(std::size_t count, const char* const* names, const descent_dtype* dtypes,
               const int64_t* numels, void* const* params, const void* const* grads) override;
+  void update_indexed(std::size_t count, const std::size_t* indices, const descent_dtype* dtypes,
+                      const int64_t* numels, void* const* params,
+                      const void* const* grads) override;
 
   std::size_t state_count() const override { return state_keys_.size(); }
   const std::string& state_key(std::size_t index) const override;
   SlotInfo state_info(std::string_view key) const override;
   void state_get(std::string_view key, DType dtype, void* out, std::size_t count) const override;
   void state_set(std::string_view key, DType dtype, const void* data, std::size_t count) override;
-
-  uint64_t step() const { return step_; }
 
   // ---- for MultiOptimizer, which must check every group before changing any ----------------
   // The configuration (hyperparameters, learning rate, schedule) without the state. A call that
@@ -110,7 +114,7 @@ class RuleOptimizer final : public Optimizer {
   std::map<std::string, SlotRef, std::less<>> slot_index_;  // "<param>.<slot>", after init
   std::vector<std::string> state_keys_;
   // Scratch reused by update() so that a steady-state step does not allocate.
-  std::vector<std::size_t> scratch_index_;
+  std::vector<std::size_t> scratch_index_;  // per named tensor: its parameter (reserved)
   std::vector<unsigned char> scratch_seen_;
 };
 

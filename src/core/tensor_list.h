@@ -1,5 +1,5 @@
-// Checks the tensor list of one update against the declared parameters and resolves each name
-// to its parameter index, without allocating: shared by every optimizer's update().
+// Checks the tensor list of one update against the declared parameters, without allocating:
+// shared by every optimizer's update paths (by name, by index, flat).
 #pragma once
 
 #include <cstdint>
@@ -14,32 +14,21 @@
 
 namespace descent {
 
-// The array arguments themselves; checked first, before an optimizer's readiness.
-inline void check_tensor_list_arrays(std::size_t count, const char* const* names,
+// The array arguments themselves; checked first, before an optimizer's readiness. `keys` is the
+// names or the indices array, named `keys_name` in the message.
+inline void check_tensor_list_arrays(std::size_t count, const void* keys, const char* keys_name,
                                      void* const* params, const void* const* grads) {
-  if (count > 0 && (!names || !params || !grads))
+  if (count > 0 && (!keys || !params || !grads))
     throw Error(DESCENT_ERR_NULL_ARGUMENT,
-                std::string(!names ? "names" : !params ? "params" : "grads") + " is NULL");
+                std::string(!keys ? keys_name : !params ? "params" : "grads") + " is NULL");
 }
 
-// `declared[k]` has name, dtype, shape and numel; `seen` has one zero byte per parameter and is
-// left all zero; `out` receives the index of tensor i (capacity reserved by the caller). Throws
-// descent::Error naming the tensor; `out` is then meaningless.
-template <class Declared>
-void resolve_tensor_list(std::size_t count, const char* const* names, const descent_dtype* dtypes,
-                         const int64_t* numels, void* const* params, const void* const* grads,
-                         const std::map<std::string, std::size_t, std::less<>>& index,
-                         const std::vector<Declared>& declared, std::vector<unsigned char>& seen,
-                         std::vector<std::size_t>& out) {
-  check_tensor_list_arrays(count, names, params, grads);
+// Resolves names[i] to its parameter index into `out` (capacity reserved by the caller, so no
+// allocation). Throws naming the tensor.
+inline void resolve_names(std::size_t count, const char* const* names,
+                          const std::map<std::string, std::size_t, std::less<>>& index,
+                          std::vector<std::size_t>& out) {
   out.clear();
-  struct Unmark {  // leaves `seen` all zero whatever happens
-    std::vector<unsigned char>& seen;
-    std::vector<std::size_t>& index;
-    ~Unmark() {
-      for (std::size_t i : index) seen[i] = 0;
-    }
-  } unmark{seen, out};
   for (std::size_t i = 0; i < count; ++i) {
     if (!names[i]) throw Error(DESCENT_ERR_NULL_ARGUMENT, "names[" + std::to_string(i) + "] is NULL");
     const std::string_view name(names[i]);
@@ -47,10 +36,36 @@ void resolve_tensor_list(std::size_t count, const char* const* names, const desc
     if (it == index.end())
       throw Error(DESCENT_ERR_UNKNOWN_KEY, "names[" + std::to_string(i) + "] = '" +
                                                std::string(name) + "': no parameter of that name");
-    const std::size_t k = it->second;
-    if (seen[k])
-      throw Error(DESCENT_ERR_DUPLICATE, "'" + std::string(name) + "': given twice in one update");
+    out.push_back(it->second);
+  }
+}
+
+// Checks tensor i, the parameter declared at indices[i]: index in range, given once, dtype and
+// element count (when given), buffers present and not overlapping. `declared[k]` has name,
+// dtype, shape and numel; `seen` has one zero byte per parameter and is left all zero. Throws
+// descent::Error naming the tensor.
+template <class Declared>
+void check_tensor_list(std::size_t count, const std::size_t* indices, const descent_dtype* dtypes,
+                       const int64_t* numels, void* const* params, const void* const* grads,
+                       const std::vector<Declared>& declared, std::vector<unsigned char>& seen) {
+  std::size_t marked = 0;
+  struct Unmark {  // leaves `seen` all zero whatever happens
+    std::vector<unsigned char>& seen;
+    const std::size_t* indices;
+    std::size_t& marked;
+    ~Unmark() {
+      for (std::size_t i = 0; i < marked; ++i) seen[indices[i]] = 0;
+    }
+  } unmark{seen, indices, marked};
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t k = indices[i];
+    if (k >= declared.size())
+      throw Error(DESCENT_ERR_UNKNOWN_KEY, "indices[" + std::to_string(i) + "] = " +
+                                               std::to_string(k) + ": no parameter of that index (" +
+                                               std::to_string(declared.size()) + " declared)");
     const Declared& p = declared[k];
+    if (seen[k])
+      throw Error(DESCENT_ERR_DUPLICATE, "'" + p.name + "': given twice in one update");
     if (dtypes && dtypes[i] != static_cast<descent_dtype>(p.dtype))
       throw Error(DESCENT_ERR_DTYPE_MISMATCH, "'" + p.name + "': dtype " + dtype_name(dtypes[i]) +
                                                   " given, declared " + dtype_name(p.dtype));
@@ -68,7 +83,7 @@ void resolve_tensor_list(std::size_t count, const char* const* names, const desc
       throw Error(DESCENT_ERR_INVALID_ARGUMENT,
                   "'" + p.name + "': the parameter and gradient buffers overlap");
     seen[k] = 1;
-    out.push_back(k);  // capacity reserved when parameters are declared: no allocation
+    marked = i + 1;
   }
 }
 

@@ -20,8 +20,8 @@ class CallbackSchedule final : public Schedule {
   CallbackSchedule(const CallbackSchedule&) = delete;
   CallbackSchedule& operator=(const CallbackSchedule&) = delete;
 
-  // fn(step, user_data). Throws DESCENT_ERR_OUT_OF_RANGE when the result is not finite or does
-  // not fit float32 (the learning rate is held as float32).
+  // fn(step, user_data, &value, ...). Throws the callback's failure, or DESCENT_ERR_OUT_OF_RANGE
+  // when the value is not finite or does not fit float32 (the learning rate is held as float32).
   double value(uint64_t step) const override;
   // Callbacks cannot be written down: "".
   std::string to_json() const override { return {}; }

@@ -16,7 +16,7 @@ int descent_header_check(void);
 
 int descent_header_check(void) {
   descent_optimizer* opt = NULL;
-  descent_status status = descent_optimizer_create("adam", &opt);
+  descent_status status = descent_optimizer_create("adam", &opt, NULL, 0);
   const char* names[1] = {"w"};
   float w[1] = {1.0f};
   const float g[1] = {1.0f};

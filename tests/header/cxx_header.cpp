@@ -7,8 +7,14 @@
 static_assert(DESCENT_OK == 0, "status values are frozen");
 static_assert(DESCENT_ERR_INTERNAL == 99, "status values are frozen");
 static_assert(DESCENT_FLOAT64 == 2, "dtype values are frozen");
+static_assert(DESCENT_ERR_CALLBACK == 17, "status values are frozen");
+// Every enum is 32 bits wide whatever the compiler's enum packing (-fshort-enums).
+static_assert(sizeof(descent_status) == 4 && sizeof(descent_dtype) == 4 &&
+                  sizeof(descent_value_type) == 4,
+              "enums are 32 bits");
 static_assert(std::is_same<decltype(&descent_optimizer_create),
-                           descent_status (*)(const char*, descent_optimizer**)>::value,
+                           descent_status (*)(const char*, descent_optimizer**, char*,
+                                              size_t)>::value,
               "descent_optimizer_create signature");
 static_assert(std::is_same<decltype(&descent_optimizer_update),
                            descent_status (*)(descent_optimizer*, size_t, const char* const*,
@@ -20,7 +26,7 @@ int descent_header_check();
 
 int descent_header_check() {
   descent_optimizer* opt = nullptr;
-  const descent_status status = descent_optimizer_create("sgd", &opt);
+  const descent_status status = descent_optimizer_create("sgd", &opt, nullptr, 0);
   const double betas[2] = {0.9, 0.999};
   (void)descent_optimizer_set_doubles(opt, "betas", betas, 2);
   (void)descent_optimizer_set_double(opt, "learning_rate", 0.1);

@@ -17,6 +17,7 @@ build_dir=$2
 libdir_rel=$3
 cc=$4
 version=$5
+major=${version%%.*}
 shared=$6
 static=$7
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -40,7 +41,7 @@ for f in "$prefix/include/descent/descent.h" "$libdir/pkgconfig/descent.pc" \
   [[ -f "$f" ]] || fail "not installed: $f"
 done
 if is_on "$shared"; then
-  for f in libdescent.so libdescent.so.0 "libdescent.so.$version"; do
+  for f in libdescent.so libdescent.so.$major "libdescent.so.$version"; do
     [[ -e "$libdir/$f" ]] || fail "not installed: $libdir/$f"
   done
 fi
@@ -72,8 +73,8 @@ if is_on "$shared"; then
   step "C consumer, pkg-config, shared"
   "$cc" "${cflags[@]}" "$here/consumer.c" "${pc_cflags[@]}" -o "$tmp/consumer_shared" \
     "${pc_libs[@]}" "-Wl,-rpath,$libdir"
-  ldd "$tmp/consumer_shared" | grep -q "libdescent.so.0 => $libdir/libdescent.so.0" ||
-    { ldd "$tmp/consumer_shared"; fail "consumer_shared does not load the installed libdescent.so.0"; }
+  ldd "$tmp/consumer_shared" | grep -q "libdescent.so.$major => $libdir/libdescent.so.$major" ||
+    { ldd "$tmp/consumer_shared"; fail "consumer_shared does not load the installed libdescent.so.$major"; }
   "$tmp/consumer_shared"
 fi
 
@@ -95,7 +96,7 @@ fi
 cmake_consumer() { # <name> <extra cmake args...>
   local name=$1
   shift
-  step "CMake consumer ($name): find_package(descent 0.1)"
+  step "CMake consumer ($name): find_package(descent 1.0)"
   "$cmake" -S "$here/cmake_consumer" -B "$tmp/$name" -DCMAKE_PREFIX_PATH="$prefix" \
     -DCMAKE_C_COMPILER="$cc" -DCMAKE_BUILD_TYPE=Release "$@" >"$tmp/$name.log" 2>&1 || {
     cat "$tmp/$name.log"; fail "configuring the CMake consumer ($name) failed"; }
@@ -107,7 +108,7 @@ cmake_consumer() { # <name> <extra cmake args...>
 }
 cmake_consumer cmake_default
 if is_on "$shared"; then
-  readelf -d "$tmp/cmake_default/consumer" | grep -q 'NEEDED.*libdescent.so.0' ||
+  readelf -d "$tmp/cmake_default/consumer" | grep -q "NEEDED.*libdescent.so.$major" ||
     fail "descent::descent is not the shared library although it was installed"
 fi
 if is_on "$static"; then
