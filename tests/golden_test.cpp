@@ -4,6 +4,8 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <map>
 
 #include "golden_support.h"
@@ -47,8 +49,34 @@ std::vector<std::string> all_optimizer_cases() {
 
 class GoldenOptimizer : public testing::TestWithParam<std::string> {};
 
+// The three update forms of the C API; each must follow the trajectory to the same bits.
+enum class Form { ByName, ByIndex, Flat };
+const char* form_name(Form f) {
+  return f == Form::ByName ? "by name" : f == Form::ByIndex ? "by index" : "flat";
+}
+
+// 64-byte aligned zeroed bytes for the flat buffers.
+struct FlatBuffer {
+  std::vector<double> storage;
+  unsigned char* data = nullptr;
+  explicit FlatBuffer(size_t bytes) : storage(bytes / 8 + 16, 0.0) {
+    auto a = reinterpret_cast<std::uintptr_t>(storage.data());
+    data = reinterpret_cast<unsigned char*>((a + 63) / 64 * 64);
+  }
+};
+
+void replay(const std::string& case_name, Form form);
+
 TEST_P(GoldenOptimizer, MatchesMlxTrajectory) {
-  const Json c = golden::load(golden::data_dir() + "/golden/" + GetParam() + ".json");
+  for (Form form : {Form::ByName, Form::ByIndex, Form::Flat}) {
+    SCOPED_TRACE(form_name(form));
+    replay(GetParam(), form);
+    if (HasFailure()) return;
+  }
+}
+
+void replay(const std::string& case_name, Form form) {
+  const Json c = golden::load(golden::data_dir() + "/golden/" + case_name + ".json");
   ASSERT_EQ(c.at("kind"), "optimizer");
   const descent_dtype dtype = golden::dtype_of(c);
   const golden::Tolerance tol{c.at("tolerance").at("rtol").get<double>(),
@@ -84,11 +112,48 @@ TEST_P(GoldenOptimizer, MatchesMlxTrajectory) {
       pp.push_back(params.at(name).bytes.data());
       gp.push_back(g[i++].bytes.data());
     }
-    ASSERT_EQ(descent_optimizer_update(opt, n.size(), n.data(), nullptr, nullptr, pp.data(), gp.data()),
-              DESCENT_OK)
-        << descent_optimizer_last_error(opt);
+    // The flat form updates every declared parameter: a step that gives only some of them goes
+    // by name.
+    const Form use = form == Form::Flat && n.size() != names.size() ? Form::ByName : form;
+    if (use == Form::ByName) {
+      ASSERT_EQ(descent_optimizer_update(opt, n.size(), n.data(), nullptr, nullptr, pp.data(), gp.data()),
+                DESCENT_OK)
+          << descent_optimizer_last_error(opt);
+    } else if (use == Form::ByIndex) {
+      std::vector<size_t> idx;
+      for (const char* name : n) {
+        idx.push_back(0);
+        ASSERT_EQ(descent_optimizer_parameter_index(opt, name, &idx.back()), DESCENT_OK);
+      }
+      ASSERT_EQ(descent_optimizer_update_indexed(opt, idx.size(), idx.data(), nullptr, nullptr,
+                                                 pp.data(), gp.data()),
+                DESCENT_OK)
+          << descent_optimizer_last_error(opt);
+    } else {
+      size_t total = 0;
+      ASSERT_EQ(descent_optimizer_flat_size(opt, &total), DESCENT_OK);
+      FlatBuffer fp(total), fg(total);
+      for (size_t k = 0; k < names.size(); ++k) {
+        size_t at = 0;
+        ASSERT_EQ(descent_optimizer_flat_offset(opt, k, &at), DESCENT_OK);
+        ASSERT_EQ(at % DESCENT_FLAT_ALIGNMENT, 0u);
+        const auto& p = params.at(names[k]);
+        const size_t j = static_cast<size_t>(std::find(n.begin(), n.end(), names[k].c_str()) - n.begin());
+        ASSERT_LE(at + p.bytes.size(), total);
+        std::memcpy(fp.data + at, p.bytes.data(), p.bytes.size());
+        std::memcpy(fg.data + at, gp[j], p.bytes.size());
+      }
+      ASSERT_EQ(descent_optimizer_update_flat(opt, fp.data, fg.data, total), DESCENT_OK)
+          << descent_optimizer_last_error(opt);
+      for (size_t k = 0; k < names.size(); ++k) {
+        size_t at = 0;
+        ASSERT_EQ(descent_optimizer_flat_offset(opt, k, &at), DESCENT_OK);
+        auto& p = params.at(names[k]);
+        std::memcpy(p.bytes.data(), fp.data + at, p.bytes.size());
+      }
+    }
 
-    const std::string where = GetParam() + " step " + std::to_string(step + 1);
+    const std::string where = case_name + " step " + std::to_string(step + 1) + " (" + form_name(form) + ")";
     const auto& exp = expected[step];
     for (const auto& [name, t] : exp.at("params").items()) {
       const golden::Tensor& got = params.at(name);
@@ -113,7 +178,7 @@ TEST_P(GoldenOptimizer, MatchesMlxTrajectory) {
     for (const auto& k : keys)
       EXPECT_TRUE(exp.at("state").contains(k)) << where << ": descent has state key " << k
                                                << " that MLX does not";
-    if (HasFailure()) return;
+    if (::testing::Test::HasFailure()) return;
   }
 }
 
