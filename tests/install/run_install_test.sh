@@ -72,8 +72,10 @@ if is_on "$shared"; then
   step "C consumer, pkg-config, shared"
   "$cc" "${cflags[@]}" "$here/consumer.c" "${pc_cflags[@]}" -o "$tmp/consumer_shared" \
     "${pc_libs[@]}" "-Wl,-rpath,$libdir"
-  ldd "$tmp/consumer_shared" | grep -q "libdescent.so.0 => $libdir/libdescent.so.0" ||
-    { ldd "$tmp/consumer_shared"; fail "consumer_shared does not load the installed libdescent.so.0"; }
+  # Output captured first: under pipefail, `ldd | grep -q` fails when grep exits early (SIGPIPE).
+  deps=$(ldd "$tmp/consumer_shared")
+  grep -q "libdescent.so.0 => $libdir/libdescent.so.0" <<<"$deps" ||
+    { echo "$deps"; fail "consumer_shared does not load the installed libdescent.so.0"; }
   "$tmp/consumer_shared"
 fi
 
@@ -86,7 +88,7 @@ if is_on "$static"; then
   done
   "$cc" "${cflags[@]}" "$here/consumer.c" "${pc_cflags[@]}" -o "$tmp/consumer_static" \
     "${static_libs[@]}"
-  if readelf -d "$tmp/consumer_static" | grep -q 'NEEDED.*libdescent'; then
+  if grep -q 'NEEDED.*libdescent' <<<"$(readelf -d "$tmp/consumer_static")"; then
     fail "consumer_static depends on libdescent.so"
   fi
   "$tmp/consumer_static"
@@ -107,7 +109,7 @@ cmake_consumer() { # <name> <extra cmake args...>
 }
 cmake_consumer cmake_default
 if is_on "$shared"; then
-  readelf -d "$tmp/cmake_default/consumer" | grep -q 'NEEDED.*libdescent.so.0' ||
+  grep -q 'NEEDED.*libdescent.so.0' <<<"$(readelf -d "$tmp/cmake_default/consumer")" ||
     fail "descent::descent is not the shared library although it was installed"
 fi
 if is_on "$static"; then
