@@ -3,6 +3,7 @@
 
 #include "capi/guard.h"
 #include "common/dtype.h"
+#include "optimizers/registry.h"
 
 namespace {
 // A fixed buffer: thread_locals with constructors misbehave in threads that predate a dlopen.
@@ -68,6 +69,10 @@ DESCENT_API const char* descent_status_name(descent_status status) {
 }
 
 DESCENT_API const char* descent_dtype_name(descent_dtype dtype) { return descent::dtype_name(dtype); }
+
+DESCENT_API size_t descent_kind_count(void) { return descent::kind_count(); }
+
+DESCENT_API const char* descent_kind_name(size_t index) { return descent::kind_name(index); }
 
 DESCENT_API const char* descent_last_error(void) { return thread_error; }
 

@@ -16,7 +16,8 @@ cmake -S "$root" -B "$build_dir" \
   -DDESCENT_BUILD_SHARED=ON \
   -DDESCENT_BUILD_STATIC=ON \
   -DDESCENT_BUILD_TESTS=ON \
-  -DDESCENT_BUILD_EXAMPLES=ON
+  -DDESCENT_BUILD_EXAMPLES=ON \
+  -DDESCENT_WERROR=ON
 cmake --build "$build_dir" -j"$jobs"
 
 cd "$build_dir"

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "descent/descent.h"
+#include "test_support.h"
 
 namespace {
 
@@ -121,6 +122,7 @@ void check_factored_closed_form(double rtol) {
   EXPECT_NEAR(-double(p[23]), std::sqrt(77.0 / 3.0 / 36.0) / 8.0, rtol);
 }
 
+DESCENT_CLOSED_FORM_KIND("adafactor");
 TEST(Adafactor, FactoredApproximationClosedFormFloat32) { check_factored_closed_form<float>(2e-7); }
 TEST(Adafactor, FactoredApproximationClosedFormFloat64) { check_factored_closed_form<double>(1e-15); }
 

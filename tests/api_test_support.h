@@ -14,8 +14,12 @@
 #include <vector>
 
 #include "descent/descent.h"
+#include "test_support.h"
 
 namespace api_test {
+
+using descent_test::all_kinds;
+using descent_test::rule_kinds;
 
 // ---- owning handle -----------------------------------------------------------------------------
 
@@ -376,8 +380,5 @@ inline void expect_failure(descent_optimizer* opt, const Model* model, descent_s
     ::api_test::expect_failure((opt), (model), (code), (mention),                  \
                                [&]() -> descent_status { return (expr); });        \
   } while (0)
-
-inline const char* const kAllKinds[] = {"sgd",  "rmsprop", "adagrad", "adadelta",
-                                        "adam", "adamw",   "adamax",  "lion"};
 
 }  // namespace api_test

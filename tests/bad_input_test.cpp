@@ -146,10 +146,10 @@ TEST(BadInputLibrary, CreateUnknownKind) {
 }
 
 TEST(BadInputLibrary, EveryKindCreatesAndReportsItsName) {
-  for (const char* kind : api_test::kAllKinds) {
-    Handle h(kind);
+  for (const std::string& kind : api_test::all_kinds()) {
+    Handle h(kind.c_str());
     ASSERT_NE(h.get(), nullptr);
-    EXPECT_STREQ(descent_optimizer_kind(h), kind);
+    EXPECT_STREQ(descent_optimizer_kind(h), kind.c_str());
     EXPECT_STREQ(descent_optimizer_last_error(h), "");
   }
 }
@@ -504,9 +504,9 @@ TEST(BadInputRange, AlphaAndRho) {
 // NaN and +-inf are rejected for every double hyperparameter of every kind (and every element
 // of an array), found by enumeration; learning_rate must also fit in float32.
 TEST(BadInputRange, NonFiniteEverywhere) {
-  for (const char* kind : api_test::kAllKinds) {
+  for (const std::string& kind : api_test::rule_kinds()) {
     SCOPED_TRACE(kind);
-    Handle h(kind);
+    Handle h(kind.c_str());
     size_t count = 0;
     DESCENT_ASSERT_OK(h, descent_optimizer_hyperparameter_count(h, &count));
     int checked = 0;
@@ -708,9 +708,11 @@ TEST_F(BadInput, JsonIsAllOrNothing) {
 // ---- lifecycle ----------------------------------------------------------------------------------
 
 TEST(BadInputLifecycle, UpdateBeforeLearningRate) {
-  for (const char* kind : api_test::kAllKinds) {
+  for (const std::string& kind : api_test::rule_kinds()) {
+    // Adafactor's default relative_step needs no learning rate (adafactor_test.cpp).
+    if (kind == "adafactor") continue;
     SCOPED_TRACE(kind);
-    Handle h(kind);
+    Handle h(kind.c_str());
     Model model;
     model.add("w", DESCENT_FLOAT32, {2, 3});
     DESCENT_ASSERT_OK(h, model.declare(h));

@@ -75,6 +75,7 @@ TYPED_TEST_SUITE(ClosedForm, Types, TypeNames);
 
 // ---- SGD (all dyadic: exact in both dtypes) -----------------------------------------------------
 
+DESCENT_CLOSED_FORM_KIND("sgd");
 TYPED_TEST(ClosedForm, SgdPlain) {
   using T = TypeParam;
   One<T> o("sgd", R"({"learning_rate": 0.5})", {1, -2});
@@ -119,6 +120,7 @@ TYPED_TEST(ClosedForm, SgdCoupledWeightDecay) {
 
 // ---- RMSprop, Adagrad, AdaDelta ---------------------------------------------------------------
 
+DESCENT_CLOSED_FORM_KIND("rmsprop");
 TYPED_TEST(ClosedForm, Rmsprop) {
   using T = TypeParam;
   // alpha = 0.75 so that 1 - alpha = 0.25 exactly; v stays a perfect square.
@@ -137,6 +139,7 @@ TYPED_TEST(ClosedForm, Rmsprop) {
   EXPECT_EQ(big.step({2}), std::vector<T>{0.75});  // v = 4; 1 - (0.5*2)/(2+2)
 }
 
+DESCENT_CLOSED_FORM_KIND("adagrad");
 TYPED_TEST(ClosedForm, Adagrad) {
   using T = TypeParam;
   One<T> o("adagrad", R"({"learning_rate": 0.5})", {1, 1});
@@ -155,6 +158,7 @@ TYPED_TEST(ClosedForm, Adagrad) {
   EXPECT_NEAR(o.p()[1], p1, 2 * tol);
 }
 
+DESCENT_CLOSED_FORM_KIND("adadelta");
 TYPED_TEST(ClosedForm, AdaDeltaFirstTwoSteps) {
   using T = TypeParam;
   One<T> o("adadelta", R"({"learning_rate": 1.0})", {1});  // rho 0.9, eps 1e-6
@@ -178,6 +182,7 @@ TYPED_TEST(ClosedForm, AdaDeltaFirstTwoSteps) {
 
 // ---- Adam family ------------------------------------------------------------------------------
 
+DESCENT_CLOSED_FORM_KIND("adam");
 TYPED_TEST(ClosedForm, AdamFirstStepWithoutBiasCorrection) {
   using T = TypeParam;
   // MLX's default: no bias correction, so the first step is lr*(1-b1)/sqrt(1-b2) ~ 3.16*lr.
@@ -215,6 +220,7 @@ TYPED_TEST(ClosedForm, AdamWithBiasCorrectionStepsByLr) {
   }
 }
 
+DESCENT_CLOSED_FORM_KIND("adamw");
 TYPED_TEST(ClosedForm, AdamWDecayIsDecoupledAndFirst) {
   using T = TypeParam;
   // A zero gradient makes the Adam part exactly 0/(0+eps) = 0: only p*(1 - lr*wd) remains.
@@ -232,6 +238,7 @@ TYPED_TEST(ClosedForm, AdamWDecayIsDecoupledAndFirst) {
   EXPECT_NEAR(g.p()[0], expected, 1e-8 + 2 * std::numeric_limits<T>::epsilon());
 }
 
+DESCENT_CLOSED_FORM_KIND("adamax");
 TYPED_TEST(ClosedForm, AdamaxMaxRule) {
   using T = TypeParam;
   // b2 = 0.5 makes the max visible: v = max(0.5*v, |g|), eps outside the max.
@@ -254,6 +261,7 @@ TYPED_TEST(ClosedForm, AdamaxMaxRule) {
 
 // ---- Lion ---------------------------------------------------------------------------------------
 
+DESCENT_CLOSED_FORM_KIND("lion");
 TYPED_TEST(ClosedForm, LionSign) {
   using T = TypeParam;
   One<T> o("lion", R"({"learning_rate": 0.5})", {1, 1, 1});  // betas 0.9, 0.99
@@ -292,6 +300,14 @@ TEST(ClosedFormLearningRate, Float64UsesFloat32LearningRate) {
   o.step({1});
   EXPECT_EQ(o.p()[0], 1.0 - static_cast<double>(0.1f));
   EXPECT_NE(o.p()[0], 0.9);
+}
+
+// Every kind the library lists has closed-form tests: here, or in adafactor_test.cpp,
+// muon_test.cpp and multi_test.cpp, each registered with DESCENT_CLOSED_FORM_KIND.
+TEST(ClosedFormCoverage, EveryKindHasClosedFormTests) {
+  for (const std::string& kind : descent_test::all_kinds())
+    EXPECT_EQ(descent_test::closed_form_kinds().count(kind), 1u)
+        << "kind " << kind << " has no closed-form test (DESCENT_CLOSED_FORM_KIND)";
 }
 
 }  // namespace

@@ -13,8 +13,11 @@
 #include <vector>
 
 #include "descent/descent.h"
+#include "test_support.h"
 
 namespace golden {
+
+using descent_test::all_kinds;
 
 using Json = nlohmann::ordered_json;  // keeps the files' key order (MLX's tree order)
 

@@ -42,11 +42,14 @@ std::vector<Default> mlx_defaults(const std::string& kind) {
             boolean("bias_correction", false)};
   if (kind == "adamax") return {arr("betas", {0.9, 0.999}), dbl("eps", 1e-8)};
   if (kind == "lion") return {arr("betas", {0.9, 0.99}), dbl("weight_decay", 0.0)};
+  // Their defaults (with optional and descent-only keys) are checked in adafactor_test.cpp
+  // (Adafactor.Defaults) and muon_test.cpp (MuonHyperparameters).
+  if (kind == "adafactor" || kind == "muon") return {};
   ADD_FAILURE() << "no defaults for " << kind;
   return {};
 }
 
-class Hyperparameters : public ::testing::TestWithParam<const char*> {};
+class Hyperparameters : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Hyperparameters, DefaultsMatchMlx) {
   const std::string kind = GetParam();
@@ -89,6 +92,7 @@ TEST_P(Hyperparameters, DefaultsMatchMlx) {
 TEST_P(Hyperparameters, EnumerationListsEveryKeyLearningRateFirst) {
   const std::string kind = GetParam();
   Handle h(kind.c_str());
+  if (kind == "adafactor" || kind == "muon") GTEST_SKIP() << "keys listed in " << kind << "_test.cpp";
   const auto defaults = mlx_defaults(kind);
   size_t count = 0;
   DESCENT_ASSERT_OK(h, descent_optimizer_hyperparameter_count(h, &count));
@@ -184,10 +188,8 @@ TEST_P(Hyperparameters, IntAcceptedForDouble) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllKinds, Hyperparameters, ::testing::ValuesIn(api_test::kAllKinds),
-                         [](const ::testing::TestParamInfo<const char*>& info) {
-                           return std::string(info.param);
-                         });
+INSTANTIATE_TEST_SUITE_P(AllKinds, Hyperparameters, ::testing::ValuesIn(api_test::rule_kinds()),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 // ---- JSON ---------------------------------------------------------------------------------------
 
@@ -235,9 +237,9 @@ TEST(HyperparameterJson, EveryTypeAndIntegerArrays) {
 // ---- learning_rate as float32 -----------------------------------------------------------------
 
 TEST(HyperparameterLearningRate, HeldAsFloat32) {
-  for (const char* kind : api_test::kAllKinds) {
+  for (const std::string& kind : api_test::rule_kinds()) {
     SCOPED_TRACE(kind);
-    Handle h(kind);
+    Handle h(kind.c_str());
     for (double v : {0.1, 1e-3, 3e-4, 0.7, 1.0 / 3.0, 123456.789, -0.05}) {
       DESCENT_ASSERT_OK(h, descent_optimizer_set_double(h, "learning_rate", v));
       double got = 0;

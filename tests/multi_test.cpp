@@ -17,18 +17,6 @@ namespace {
 using api_test::Handle;
 using api_test::Model;
 
-bool has_kind(const char* kind) {
-  descent_optimizer* opt = nullptr;
-  const descent_status s = descent_optimizer_create(kind, &opt, nullptr, 0);
-  descent_optimizer_free(opt);
-  return s != DESCENT_ERR_UNKNOWN_KIND;
-}
-
-#define SKIP_WITHOUT_MUON()                                                          \
-  do {                                                                               \
-    if (!has_kind("muon")) GTEST_SKIP() << "kind \"muon\" is not in this build yet"; \
-  } while (0)
-
 std::size_t group_of(descent_optimizer* multi, const char* name) {
   std::size_t g = 99;
   EXPECT_EQ(descent_multi_parameter_group(multi, name, &g), DESCENT_OK)
@@ -131,7 +119,6 @@ TEST(Multi, MlxTestMultiOptimizer) {
 }
 
 TEST(Multi, MlxParameterlessLayersMuonAdamw) {
-  SKIP_WITHOUT_MUON();
   // Sequential(Linear(4,4), ReLU(), Linear(4,4)) with [Muon(0.01), AdamW(0.01)], filter ndim >= 2.
   Handle multi("multi");
   DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "muon", R"({"learning_rate": 0.01})", nullptr));
@@ -371,6 +358,7 @@ TEST(Multi, StepsAdvanceTogetherWhateverIsNamed) {
 
 // A multi optimizer steps exactly as separate optimizers on the parts would, bit for bit, with
 // group hyperparameters changed through borrowed handles between steps.
+DESCENT_CLOSED_FORM_KIND("multi");
 TEST(Multi, MatchesSeparateOptimizersBitForBit) {
   Handle multi = adam_sgd_multi();
   Handle adam("adam"), sgd("sgd");
@@ -870,7 +858,6 @@ TEST(Multi, ConfigureJsonCreatesAndConfiguresGroups) {
 // ---- the Muon + AdamW one-liner ------------------------------------------------------------------
 
 TEST(Multi, MuonAdamwOneLinerAssignment) {
-  SKIP_WITHOUT_MUON();
   descent_optimizer* raw = nullptr;
   ASSERT_EQ(descent_multi_create_muon_adamw(R"({"learning_rate": 0.02})", R"({"learning_rate": 3e-4})",
                                             nullptr, &raw, nullptr, 0),

@@ -680,6 +680,7 @@ std::vector<double> observed_scales(const std::string& extra,
   return out;
 }
 
+DESCENT_CLOSED_FORM_KIND("muon");
 TEST(MuonStep, LearningRateScales) {
   // (10,5), (5,10), a conv filter (16,8,3,3) -> 16x72, a conv (64,2,3,1) -> 64x6, a 3-D (3,4,2).
   const std::vector<std::vector<int64_t>> shapes{{10, 5}, {5, 10}, {16, 8, 3, 3}, {64, 2, 3, 1}, {3, 4, 2}};

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "descent/descent.h"
+#include "test_support.h"
 
 namespace {
 std::atomic<long> g_allocations{0};
@@ -94,8 +95,8 @@ TEST(NoAllocation, CounterSeesAllocations) {
   EXPECT_GE(g_allocations.load() - before, 2);
 }
 
-INSTANTIATE_TEST_SUITE_P(Kinds, NoAllocation,
-                         testing::Values("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw",
-                                         "adamax", "lion", "adafactor", "muon"));
+// "multi" is covered by MuonAdamwGroups above.
+INSTANTIATE_TEST_SUITE_P(Kinds, NoAllocation, testing::ValuesIn(descent_test::rule_kinds()),
+                         [](const testing::TestParamInfo<std::string>& info) { return info.param; });
 
 }  // namespace

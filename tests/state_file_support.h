@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "descent/descent.h"
+#include "test_support.h"
 
 namespace state_test {
 

@@ -118,6 +118,10 @@ DESCENT_API unsigned descent_version_number(void);    /* DESCENT_VERSION_NUMBER 
 DESCENT_API const char* descent_version_string(void); /* "MAJOR.MINOR.PATCH" */
 DESCENT_API const char* descent_status_name(descent_status status); /* "DESCENT_ERR_..." */
 DESCENT_API const char* descent_dtype_name(descent_dtype dtype);    /* "float32", ... */
+/* The optimizer kinds descent_optimizer_create accepts, "multi" included (it is last). */
+DESCENT_API size_t descent_kind_count(void);
+/* Kind name by index in [0, descent_kind_count()); NULL past the end. Static storage. */
+DESCENT_API const char* descent_kind_name(size_t index);
 /* Message of the last failed call made on this OS thread ("" if none). Valid until the next
  * call on this thread. Prefer the per-handle message or a caller buffer (see the top). */
 DESCENT_API const char* descent_last_error(void);

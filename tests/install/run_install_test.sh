@@ -73,8 +73,10 @@ if is_on "$shared"; then
   step "C consumer, pkg-config, shared"
   "$cc" "${cflags[@]}" "$here/consumer.c" "${pc_cflags[@]}" -o "$tmp/consumer_shared" \
     "${pc_libs[@]}" "-Wl,-rpath,$libdir"
-  ldd "$tmp/consumer_shared" | grep -q "libdescent.so.$major => $libdir/libdescent.so.$major" ||
-    { ldd "$tmp/consumer_shared"; fail "consumer_shared does not load the installed libdescent.so.$major"; }
+  # Output captured first: under pipefail, `ldd | grep -q` fails when grep exits early (SIGPIPE).
+  deps=$(ldd "$tmp/consumer_shared")
+  grep -q "libdescent.so.$major => $libdir/libdescent.so.$major" <<<"$deps" ||
+    { echo "$deps"; fail "consumer_shared does not load the installed libdescent.so.$major"; }
   "$tmp/consumer_shared"
 fi
 
@@ -87,7 +89,7 @@ if is_on "$static"; then
   done
   "$cc" "${cflags[@]}" "$here/consumer.c" "${pc_cflags[@]}" -o "$tmp/consumer_static" \
     "${static_libs[@]}"
-  if readelf -d "$tmp/consumer_static" | grep -q 'NEEDED.*libdescent'; then
+  if grep -q 'NEEDED.*libdescent' <<<"$(readelf -d "$tmp/consumer_static")"; then
     fail "consumer_static depends on libdescent.so"
   fi
   "$tmp/consumer_static"
@@ -108,7 +110,7 @@ cmake_consumer() { # <name> <extra cmake args...>
 }
 cmake_consumer cmake_default
 if is_on "$shared"; then
-  readelf -d "$tmp/cmake_default/consumer" | grep -q "NEEDED.*libdescent.so.$major" ||
+  grep -q "NEEDED.*libdescent.so.$major" <<<"$(readelf -d "$tmp/cmake_default/consumer")" ||
     fail "descent::descent is not the shared library although it was installed"
 fi
 if is_on "$static"; then

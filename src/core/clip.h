@@ -1,0 +1,18 @@
+// MLX's clip_grad_norm over a set of gradient tensors, in place (mlx-semantics.md §5).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "descent/descent.h"
+
+namespace descent {
+
+// grads[i] holds numels[i] elements of dtypes[i], which the caller has checked: float32 or
+// float64, numels >= 0, data present when numels > 0, no two buffers overlapping, max_norm >= 0.
+// Scales every tensor by min(1, max_norm / (total + 1e-6)) in MLX's precision and returns the
+// norm before clipping as MLX reports it. Neither allocates nor throws.
+double clip_grad_norm(std::size_t count, const descent_dtype* dtypes, const int64_t* numels,
+                      void* const* grads, double max_norm) noexcept;
+
+}  // namespace descent
