@@ -46,16 +46,18 @@ void check_ndim_range(int64_t min_ndim, int64_t max_ndim, const std::string& wha
 }  // namespace
 
 bool glob_match(std::string_view pattern, std::string_view text) noexcept {
-  // Greedy matching with backtracking to the last '*': linear in practice, no allocation.
+  // Iterative matching, backtracking to the last '*' only (an earlier '*' never needs to
+  // retry): O(|pattern| * |text|) time, O(1) memory. A '*' in the pattern is always the
+  // wildcard, so it is tested before the literal comparison (a name may contain '*').
   std::size_t p = 0, t = 0;
   std::size_t star = std::string_view::npos, star_t = 0;
   while (t < text.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
-      ++p;
-      ++t;
-    } else if (p < pattern.size() && pattern[p] == '*') {
+    if (p < pattern.size() && pattern[p] == '*') {
       star = p++;
       star_t = t;
+    } else if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
+      ++p;
+      ++t;
     } else if (star != std::string_view::npos) {
       p = star + 1;
       t = ++star_t;
