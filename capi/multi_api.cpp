@@ -11,6 +11,7 @@ using descent::Error;
 using descent::MultiOptimizer;
 using descent::capi::guarded;
 using descent::capi::require;
+using descent::capi::require_text;
 
 namespace {
 
@@ -33,7 +34,8 @@ DESCENT_API descent_status descent_multi_add_group(descent_optimizer* multi, con
                                                    const char* config_json, size_t* index) {
   return guarded(multi, [&] {
     MultiOptimizer& m = multi_of(multi);
-    require(kind, "kind");
+    require_text(kind, "kind");
+    descent::capi::check_text(config_json, "config_json");
     const std::size_t i = m.add_group(kind, config_json);
     if (index) *index = i;
   });
@@ -70,7 +72,7 @@ DESCENT_API descent_status descent_multi_filter_name(descent_optimizer* multi, s
                                                      const char* glob) {
   return guarded(multi, [&] {
     MultiOptimizer& m = multi_of(multi);
-    require(glob, "glob");
+    require_text(glob, "glob");
     m.add_filter_name(index, glob);
   });
 }
@@ -99,7 +101,7 @@ DESCENT_API descent_status descent_multi_exclude_name(descent_optimizer* multi, 
                                                       const char* glob) {
   return guarded(multi, [&] {
     MultiOptimizer& m = multi_of(multi);
-    require(glob, "glob");
+    require_text(glob, "glob");
     m.add_exclude_name(index, glob);
   });
 }
@@ -108,7 +110,7 @@ DESCENT_API descent_status descent_multi_parameter_group(const descent_optimizer
                                                          const char* name, size_t* out) {
   return guarded(multi, [&] {
     const MultiOptimizer& m = multi_of(multi);
-    require(name, "name");
+    require_text(name, "name");
     require(out, "out");
     *out = m.parameter_group(name);
   });
@@ -120,6 +122,9 @@ DESCENT_API descent_status descent_multi_create_muon_adamw(const char* muon_conf
                                                            descent_optimizer** out) {
   return guarded(nullptr, [&] {
     require(out, "out");
+    descent::capi::check_text(muon_config_json, "muon_config_json");
+    descent::capi::check_text(adamw_config_json, "adamw_config_json");
+    descent::capi::check_text(adamw_names, "adamw_names");
     auto handle = std::make_unique<descent_optimizer>();
     auto multi = std::make_unique<MultiOptimizer>();
     multi->add_group("muon", muon_config_json);

@@ -34,7 +34,7 @@ extern "C" {
 DESCENT_API descent_status descent_optimizer_set_schedule(descent_optimizer* opt, const char* spec) {
   return guarded(opt, [&] {
     require(opt, "opt");
-    require(spec, "spec");
+    descent::capi::require_text(spec, "spec");
     opt->impl->set_schedule(descent::parse_schedule(spec, current_learning_rate(*opt->impl)));
   });
 }
@@ -67,7 +67,7 @@ DESCENT_API descent_status descent_optimizer_clear_schedule(descent_optimizer* o
 DESCENT_API descent_status descent_schedule_value(const char* spec, double init_lr, uint64_t step,
                                                   double* out) {
   return guarded(nullptr, [&] {
-    require(spec, "spec");
+    descent::capi::require_text(spec, "spec");
     require(out, "out");
     const double v = descent::parse_schedule(spec, init_lr)->value(step);
     *out = v;

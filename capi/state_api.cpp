@@ -7,6 +7,7 @@
 using descent::Error;
 using descent::capi::guarded;
 using descent::capi::require;
+using descent::capi::require_text;
 
 namespace {
 
@@ -49,7 +50,7 @@ DESCENT_API descent_status descent_optimizer_state_info(const descent_optimizer*
                                                         size_t capacity) {
   return guarded(opt, [&] {
     require(opt, "opt");
-    require(key, "key");
+    require_text(key, "key");
     const descent::SlotInfo info = opt->impl->state_info(key);
     if (shape && capacity < info.shape.size())
       throw Error(DESCENT_ERR_BUFFER_TOO_SMALL,
@@ -66,7 +67,7 @@ DESCENT_API descent_status descent_optimizer_state_get(const descent_optimizer* 
                                                        void* out, size_t count) {
   return guarded(opt, [&] {
     require(opt, "opt");
-    require(key, "key");
+    require_text(key, "key");
     if (count > 0) require(out, "out");
     opt->impl->state_get(key, state_dtype(dtype), out, count);
   });
@@ -77,7 +78,7 @@ DESCENT_API descent_status descent_optimizer_state_set(descent_optimizer* opt, c
                                                        size_t count) {
   return guarded(opt, [&] {
     require(opt, "opt");
-    require(key, "key");
+    require_text(key, "key");
     if (count > 0) require(data, "data");
     opt->impl->state_set(key, state_dtype(dtype), data, count);
   });
