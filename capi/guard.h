@@ -45,9 +45,9 @@ inline void require_text(const char* s, const char* name) {
   check_utf8(s, name);
 }
 
-// A string argument that may be NULL; when given, it must be UTF-8.
-inline void check_text(const char* s, const char* name) {
-  if (s) check_utf8(s, name);
+// JSON text that may be NULL; when given, it must be UTF-8 (DESCENT_ERR_PARSE, as malformed JSON).
+inline void check_json_text(const char* s, const char* name) {
+  if (s) check_utf8(s, name, DESCENT_ERR_PARSE);
 }
 
 }  // namespace descent::capi

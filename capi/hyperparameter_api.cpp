@@ -180,7 +180,8 @@ DESCENT_API descent_status descent_optimizer_configure_json(descent_optimizer* o
                                                             const char* json) {
   return guarded(opt, [&] {
     require(opt, "opt");
-    require_text(json, "json");
+    require(json, "json");
+    descent::capi::check_json_text(json, "json");
     opt->impl->configure_json(json);
   });
 }

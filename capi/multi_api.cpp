@@ -35,7 +35,7 @@ DESCENT_API descent_status descent_multi_add_group(descent_optimizer* multi, con
   return guarded(multi, [&] {
     MultiOptimizer& m = multi_of(multi);
     require_text(kind, "kind");
-    descent::capi::check_text(config_json, "config_json");
+    descent::capi::check_json_text(config_json, "config_json");
     const std::size_t i = m.add_group(kind, config_json);
     if (index) *index = i;
   });
@@ -122,9 +122,9 @@ DESCENT_API descent_status descent_multi_create_muon_adamw(const char* muon_conf
                                                            descent_optimizer** out) {
   return guarded(nullptr, [&] {
     require(out, "out");
-    descent::capi::check_text(muon_config_json, "muon_config_json");
-    descent::capi::check_text(adamw_config_json, "adamw_config_json");
-    descent::capi::check_text(adamw_names, "adamw_names");
+    descent::capi::check_json_text(muon_config_json, "muon_config_json");
+    descent::capi::check_json_text(adamw_config_json, "adamw_config_json");
+    if (adamw_names) descent::check_utf8(adamw_names, "adamw_names");
     auto handle = std::make_unique<descent_optimizer>();
     auto multi = std::make_unique<MultiOptimizer>();
     multi->add_group("muon", muon_config_json);

@@ -1,6 +1,7 @@
 // Every string that enters the C API (kind names, keys, parameter names, globs, schedule specs,
 // JSON text, string values; file paths excepted) must be UTF-8: anything else is
-// DESCENT_ERR_INVALID_ARGUMENT naming the argument, and changes nothing. So nothing the library
+// DESCENT_ERR_INVALID_ARGUMENT (DESCENT_ERR_PARSE for JSON text) naming the argument, and
+// changes nothing. So nothing the library
 // holds can make a later save fail (a multi with a non-UTF-8 glob could never be saved).
 #include <gtest/gtest.h>
 
@@ -47,9 +48,14 @@ std::vector<std::string> spoiled(const std::string& base) {
   return out;
 }
 
-#define EXPECT_UTF8_REFUSED(opt, model, arg, expr)                                      \
+// JSON text that is not UTF-8 is malformed JSON: DESCENT_ERR_PARSE, as it always was.
+#define EXPECT_UTF8_REFUSED(opt, model, arg, expr) \
+  EXPECT_UTF8_REFUSED_AS(opt, model, DESCENT_ERR_INVALID_ARGUMENT, arg, expr)
+#define EXPECT_JSON_UTF8_REFUSED(opt, model, arg, expr) \
+  EXPECT_UTF8_REFUSED_AS(opt, model, DESCENT_ERR_PARSE, arg, expr)
+#define EXPECT_UTF8_REFUSED_AS(opt, model, code, arg, expr)                             \
   do {                                                                                  \
-    EXPECT_FAILS(opt, model, DESCENT_ERR_INVALID_ARGUMENT, arg, expr);                  \
+    EXPECT_FAILS(opt, model, code, arg, expr);                                          \
     EXPECT_NE(std::string(descent_last_error()).find("not valid UTF-8"), std::string::npos) \
         << descent_last_error();                                                        \
   } while (0)
@@ -133,9 +139,9 @@ TEST(Utf8, HyperparameterKeysAndValues) {
 TEST(Utf8, ConfigureJson) {
   Stepped s;
   for (const auto& json : spoiled(R"({"learning_rate": 0.5, "eps": 1e-6})"))
-    EXPECT_UTF8_REFUSED(s.opt, &s.model, "json", descent_optimizer_configure_json(s.opt, json.c_str()));
+    EXPECT_JSON_UTF8_REFUSED(s.opt, &s.model, "json", descent_optimizer_configure_json(s.opt, json.c_str()));
   for (const auto& text : spoiled("cosine_decay"))
-    EXPECT_UTF8_REFUSED(s.opt, &s.model, "json",
+    EXPECT_JSON_UTF8_REFUSED(s.opt, &s.model, "json",
                         descent_optimizer_configure_json(
                             s.opt, (R"({"learning_rate": {"schedule": ")" + text + R"("}})").c_str()));
 }
@@ -190,7 +196,7 @@ TEST(Utf8, MultiGroupsAndGlobs) {
     EXPECT_UTF8_REFUSED(m.opt, &m.model, "kind",
                         descent_multi_add_group(m.opt, kind.c_str(), nullptr, nullptr));
   for (const auto& json : spoiled(R"({"learning_rate": 0.01})"))
-    EXPECT_UTF8_REFUSED(m.opt, &m.model, "config_json",
+    EXPECT_JSON_UTF8_REFUSED(m.opt, &m.model, "config_json",
                         descent_multi_add_group(m.opt, "adamw", json.c_str(), nullptr));
   for (const auto& glob : spoiled("*embed*")) {
     EXPECT_UTF8_REFUSED(m.opt, &m.model, "glob", descent_multi_filter_name(m.opt, 0, glob.c_str()));
@@ -201,7 +207,7 @@ TEST(Utf8, MultiGroupsAndGlobs) {
     EXPECT_EQ(g, 7u);
     // Globs inside a JSON description are refused by the JSON check.
     const std::string json = R"({"groups": [{"exclude": [")" + glob + R"("]}, {}]})";
-    EXPECT_UTF8_REFUSED(m.opt, &m.model, "json", descent_optimizer_configure_json(m.opt, json.c_str()));
+    EXPECT_JSON_UTF8_REFUSED(m.opt, &m.model, "json", descent_optimizer_configure_json(m.opt, json.c_str()));
   }
   // What is left saves, steps, and the save loads.
   m.model.fill_params(3);
@@ -223,9 +229,9 @@ TEST(Utf8, MuonAdamwPreset) {
   }
   for (const auto& bad : spoiled(R"({"learning_rate": 0.02})")) {
     descent_optimizer* out = reinterpret_cast<descent_optimizer*>(0x1);
-    EXPECT_UTF8_REFUSED(nullptr, nullptr, "muon_config_json",
+    EXPECT_JSON_UTF8_REFUSED(nullptr, nullptr, "muon_config_json",
                         descent_multi_create_muon_adamw(bad.c_str(), nullptr, nullptr, &out));
-    EXPECT_UTF8_REFUSED(nullptr, nullptr, "adamw_config_json",
+    EXPECT_JSON_UTF8_REFUSED(nullptr, nullptr, "adamw_config_json",
                         descent_multi_create_muon_adamw(nullptr, bad.c_str(), nullptr, &out));
     EXPECT_EQ(out, reinterpret_cast<descent_optimizer*>(0x1));
   }

@@ -47,14 +47,16 @@ inline std::size_t invalid_utf8_offset(std::string_view s) noexcept {
   return std::string_view::npos;
 }
 
-// Throws DESCENT_ERR_INVALID_ARGUMENT naming `what` (the argument) when `s` is not UTF-8. The
-// message gives the offset and the byte, never the bytes themselves.
-inline void check_utf8(std::string_view s, const char* what) {
+// Throws `status` naming `what` (the argument) when `s` is not UTF-8. The message gives the
+// offset and the byte, never the bytes themselves. JSON text uses DESCENT_ERR_PARSE: JSON that
+// is not UTF-8 is malformed JSON (RFC 8259), as it always was.
+inline void check_utf8(std::string_view s, const char* what,
+                       descent_status status = DESCENT_ERR_INVALID_ARGUMENT) {
   const std::size_t at = invalid_utf8_offset(s);
   if (at == std::string_view::npos) return;
   static const char hex[] = "0123456789ABCDEF";
   const auto byte = static_cast<unsigned char>(s[at]);
-  throw Error(DESCENT_ERR_INVALID_ARGUMENT,
+  throw Error(status,
               std::string(what) + ": is not valid UTF-8 (byte 0x" + hex[byte >> 4] + hex[byte & 15] +
                   " at offset " + std::to_string(at) + ")");
 }
