@@ -17,6 +17,7 @@ namespace {
 const std::string kMulti = "multi";
 const std::string kLearningRate = "learning_rate";
 const std::string kStatesPrefix = "states.";
+constexpr std::size_t kMaxGroups = 1024;
 
 std::string group_label(std::size_t index, const std::string& kind) {
   return "group " + std::to_string(index) + " (" + kind + ")";
@@ -163,6 +164,9 @@ std::size_t MultiOptimizer::add_group(std::string_view kind, const char* config_
     throw Error(DESCENT_ERR_INVALID_STATE, "groups are fixed once the state is initialised");
   if (kind == kMulti)
     throw Error(DESCENT_ERR_INVALID_ARGUMENT, "a group cannot be a multi optimizer");
+  if (index >= kMaxGroups)  // every update steps every group
+    throw Error(DESCENT_ERR_OUT_OF_RANGE,
+                "a multi optimizer has at most " + std::to_string(kMaxGroups) + " groups");
   auto group = std::make_unique<RuleOptimizer>(kind);
   if (config_json) {
     try {
@@ -437,6 +441,10 @@ void MultiOptimizer::configure_json(std::string_view json) {
     } else if (it.key() == "groups") {
       if (!it.value().is_array()) throw Error(DESCENT_ERR_WRONG_TYPE, "groups: must be an array");
       has_groups = true;
+      if (it.value().size() > kMaxGroups)  // before parsing them
+        throw Error(DESCENT_ERR_OUT_OF_RANGE, "groups: " + std::to_string(it.value().size()) +
+                                                  " described, a multi optimizer has at most " +
+                                                  std::to_string(kMaxGroups));
       for (std::size_t i = 0; i < it.value().size(); ++i)
         specs.push_back(parse_group_spec(it.value()[i], "groups[" + std::to_string(i) + "]"));
     } else {
