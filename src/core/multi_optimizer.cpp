@@ -575,7 +575,8 @@ void MultiOptimizer::add_parameter(std::string_view name, DType dtype, Shape sha
   }
 }
 
-MultiOptimizer::Plan MultiOptimizer::plan_init() const {
+MultiOptimizer::Plan MultiOptimizer::plan_init(
+    const std::function<bool(std::string_view)>* has_key) const {
   check_groups();
   Plan plan;
   plan.groups.reserve(groups_.size());
@@ -596,7 +597,10 @@ MultiOptimizer::Plan MultiOptimizer::plan_init() const {
   }
   for (std::size_t g = 0; g < plan.groups.size(); ++g) {
     try {
-      plan.groups[g]->init();
+      if (has_key)
+        plan.groups[g]->init_for_keys(group_keys(g, *has_key));
+      else
+        plan.groups[g]->init();
     } catch (const Error& e) {
       throw in_group(g, plan.groups[g]->kind(), e);
     }
@@ -616,6 +620,31 @@ void MultiOptimizer::commit_init(Plan& plan) noexcept {
 void MultiOptimizer::init() {
   if (initialized_) return;
   Plan plan = plan_init();
+  commit_init(plan);
+}
+
+std::function<bool(std::string_view)> MultiOptimizer::group_keys(
+    std::size_t g, const std::function<bool(std::string_view)>& has_key) {
+  std::string prefix = kStatesPrefix + std::to_string(g) + ".";
+  return [prefix, &has_key](std::string_view key) {
+    std::string full = prefix;
+    full += key;
+    return has_key(full);
+  };
+}
+
+void MultiOptimizer::init_for_keys(const std::function<bool(std::string_view)>& has_key) {
+  if (initialized_) {  // a load's copy: lay each group out again if needed
+    for (std::size_t g = 0; g < groups_.size(); ++g) {
+      try {
+        groups_[g]->init_for_keys(group_keys(g, has_key));
+      } catch (const Error& e) {
+        throw in_group(g, groups_[g]->kind(), e);
+      }
+    }
+    return;
+  }
+  Plan plan = plan_init(&has_key);
   commit_init(plan);
 }
 

@@ -43,6 +43,7 @@ class RuleOptimizer final : public Optimizer {
   void add_parameter(std::string_view name, DType dtype, Shape shape) override;
   std::size_t parameter_count() const override { return params_.size(); }
   void init() override;
+  void init_for_keys(const std::function<bool(std::string_view)>& has_key) override;
   void update(std::size_t count, const char* const* names, const descent_dtype* dtypes,
               const int64_t* numels, void* const* params, const void* const* grads) override;
 
