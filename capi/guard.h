@@ -8,6 +8,7 @@
 
 #include "capi/handle.h"
 #include "common/error.h"
+#include "common/utf8.h"
 
 namespace descent::capi {
 
@@ -37,6 +38,17 @@ descent_status guarded(const descent_optimizer* handle, Body&& body) noexcept {
 // Throws DESCENT_ERR_NULL_ARGUMENT naming the argument.
 inline void require(const void* p, const char* name) {
   if (!p) throw Error(DESCENT_ERR_NULL_ARGUMENT, std::string(name) + " is NULL");
+}
+
+// require() for a string argument, which must also be UTF-8 (DESCENT_ERR_INVALID_ARGUMENT).
+inline void require_text(const char* s, const char* name) {
+  require(s, name);
+  check_utf8(s, name);
+}
+
+// JSON text that may be NULL; when given, it must be UTF-8 (DESCENT_ERR_PARSE, as malformed JSON).
+inline void check_json_text(const char* s, const char* name) {
+  if (s) check_utf8(s, name, DESCENT_ERR_PARSE);
 }
 
 // Copies this thread's last message into a caller's error buffer (NUL-terminated, truncated).

@@ -8,12 +8,13 @@ using descent::Value;
 using descent::capi::guarded;
 using descent::capi::guarded_mutation;
 using descent::capi::require;
+using descent::capi::require_text;
 
 namespace {
 
 Value get_value(const descent_optimizer* opt, const char* key) {
   require(opt, "opt");
-  require(key, "key");
+  require_text(key, "key");
   Value v = opt->impl->hyperparameter(key);
   if (v.index() == 0) throw Error(DESCENT_ERR_INVALID_STATE, std::string(key) + ": is not set");
   return v;
@@ -28,7 +29,7 @@ Error wrong_type(const char* key, const Value& v, const char* wanted) {
 descent_status set_value(descent_optimizer* opt, const char* key, const Value& v) {
   return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
-    require(key, "key");
+    require_text(key, "key");
     opt->impl->set_hyperparameter(key, v);
   });
 }
@@ -56,7 +57,7 @@ DESCENT_API descent_status descent_optimizer_set_doubles(descent_optimizer* opt,
                                                          const double* values, size_t count) {
   return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
-    require(key, "key");
+    require_text(key, "key");
     if (count > 0) require(values, "values");
     opt->impl->set_hyperparameter(key, std::vector<double>(values, values + count));
   });
@@ -66,8 +67,8 @@ DESCENT_API descent_status descent_optimizer_set_string(descent_optimizer* opt, 
                                                         const char* value) {
   return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
-    require(key, "key");
-    require(value, "value");
+    require_text(key, "key");
+    require_text(value, "value");
     opt->impl->set_hyperparameter(key, std::string(value));
   });
 }
@@ -170,7 +171,7 @@ DESCENT_API descent_status descent_optimizer_hyperparameter_type(const descent_o
                                                                  descent_value_type* out) {
   return guarded(opt, [&] {
     require(opt, "opt");
-    require(key, "key");
+    require_text(key, "key");
     require(out, "out");
     *out = descent::value_type(opt->impl->hyperparameter(key));
   });
@@ -181,6 +182,7 @@ DESCENT_API descent_status descent_optimizer_configure_json(descent_optimizer* o
   return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
     require(json, "json");
+    descent::capi::check_json_text(json, "json");
     opt->impl->configure_json(json);
   });
 }

@@ -12,6 +12,7 @@ using descent::MultiOptimizer;
 using descent::capi::guarded;
 using descent::capi::guarded_mutation;
 using descent::capi::require;
+using descent::capi::require_text;
 
 namespace {
 
@@ -34,7 +35,8 @@ DESCENT_API descent_status descent_multi_add_group(descent_optimizer* multi, con
                                                    const char* config_json, size_t* index) {
   return guarded_mutation(multi, "multi", [&] {
     MultiOptimizer& m = multi_of(multi);
-    require(kind, "kind");
+    require_text(kind, "kind");
+    descent::capi::check_json_text(config_json, "config_json");
     const std::size_t i = m.add_group(kind, config_json);
     if (index) *index = i;
   });
@@ -71,7 +73,7 @@ DESCENT_API descent_status descent_multi_filter_name(descent_optimizer* multi, s
                                                      const char* glob) {
   return guarded_mutation(multi, "multi", [&] {
     MultiOptimizer& m = multi_of(multi);
-    require(glob, "glob");
+    require_text(glob, "glob");
     m.add_filter_name(index, glob);
   });
 }
@@ -100,7 +102,7 @@ DESCENT_API descent_status descent_multi_exclude_name(descent_optimizer* multi, 
                                                       const char* glob) {
   return guarded_mutation(multi, "multi", [&] {
     MultiOptimizer& m = multi_of(multi);
-    require(glob, "glob");
+    require_text(glob, "glob");
     m.add_exclude_name(index, glob);
   });
 }
@@ -109,7 +111,7 @@ DESCENT_API descent_status descent_multi_parameter_group(const descent_optimizer
                                                          const char* name, size_t* out) {
   return guarded(multi, [&] {
     const MultiOptimizer& m = multi_of(multi);
-    require(name, "name");
+    require_text(name, "name");
     require(out, "out");
     *out = m.parameter_group(name);
   });
@@ -122,6 +124,9 @@ DESCENT_API descent_status descent_multi_create_muon_adamw(const char* muon_conf
                                                            size_t error_capacity) {
   return descent::capi::guarded_to(error, error_capacity, [&] {
     require(out, "out");
+    descent::capi::check_json_text(muon_config_json, "muon_config_json");
+    descent::capi::check_json_text(adamw_config_json, "adamw_config_json");
+    if (adamw_names) descent::check_utf8(adamw_names, "adamw_names");
     auto handle = std::make_unique<descent_optimizer>();
     auto multi = std::make_unique<MultiOptimizer>();
     multi->add_group("muon", muon_config_json);

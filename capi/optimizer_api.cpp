@@ -24,7 +24,7 @@ extern "C" {
 DESCENT_API descent_status descent_optimizer_create(const char* kind, descent_optimizer** out,
                                                     char* error, size_t error_capacity) {
   return descent::capi::guarded_to(error, error_capacity, [&] {
-    require(kind, "kind");
+    descent::capi::require_text(kind, "kind");
     require(out, "out");
     auto handle = std::make_unique<descent_optimizer>();
     handle->owned = descent::make_optimizer(kind);
@@ -51,7 +51,7 @@ DESCENT_API descent_status descent_optimizer_add_parameter(descent_optimizer* op
                                                            size_t ndim, const int64_t* shape) {
   return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
-    require(name, "name");
+    descent::capi::require_text(name, "name");
     if (ndim > 0) require(shape, "shape");
     require_not_group(opt, "declare parameters");
     if (ndim > DESCENT_MAX_NDIM)

@@ -35,7 +35,7 @@ extern "C" {
 DESCENT_API descent_status descent_optimizer_set_schedule(descent_optimizer* opt, const char* spec) {
   return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
-    require(spec, "spec");
+    descent::capi::require_text(spec, "spec");
     opt->impl->set_schedule(descent::parse_schedule(spec, current_learning_rate(*opt->impl)));
   });
 }
@@ -69,7 +69,7 @@ DESCENT_API descent_status descent_schedule_value(const char* spec, double init_
                                                   double* out, char* error,
                                                   size_t error_capacity) {
   return descent::capi::guarded_to(error, error_capacity, [&] {
-    require(spec, "spec");
+    descent::capi::require_text(spec, "spec");
     require(out, "out");
     const double v = descent::parse_schedule(spec, init_lr)->value(step);
     *out = v;

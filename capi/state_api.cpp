@@ -8,6 +8,7 @@ using descent::Error;
 using descent::capi::guarded;
 using descent::capi::guarded_mutation;
 using descent::capi::require;
+using descent::capi::require_text;
 
 namespace {
 
@@ -57,7 +58,7 @@ DESCENT_API descent_status descent_optimizer_state_info(const descent_optimizer*
                                                         size_t capacity) {
   return guarded(opt, [&] {
     require(opt, "opt");
-    require(key, "key");
+    require_text(key, "key");
     const descent::SlotInfo info = opt->impl->state_info(key);
     if (shape && capacity < info.shape.size())
       throw Error(DESCENT_ERR_BUFFER_TOO_SMALL,
@@ -74,7 +75,7 @@ DESCENT_API descent_status descent_optimizer_state_get(const descent_optimizer* 
                                                        void* out, int64_t numel) {
   return guarded(opt, [&] {
     require(opt, "opt");
-    require(key, "key");
+    require_text(key, "key");
     const std::size_t count = element_count(key, numel);
     if (count > 0) require(out, "out");
     opt->impl->state_get(key, state_dtype(dtype), out, count);
@@ -86,7 +87,7 @@ DESCENT_API descent_status descent_optimizer_state_set(descent_optimizer* opt, c
                                                        int64_t numel) {
   return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
-    require(key, "key");
+    require_text(key, "key");
     const std::size_t count = element_count(key, numel);
     if (count > 0) require(data, "data");
     opt->impl->state_set(key, state_dtype(dtype), data, count);

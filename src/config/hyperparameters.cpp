@@ -136,6 +136,18 @@ std::string each_double(const Value& v, bool (*ok)(double), const char* why) {
 
 }  // namespace
 
+namespace {
+// A value for a message: long arrays are cut, so that the message stays readable and short.
+std::string short_value_string(const Value& v) {
+  const auto* a = std::get_if<std::vector<double>>(&v);
+  if (!a || a->size() <= 8) return value_string(v);
+  const std::vector<double> head(a->begin(), a->begin() + 6);
+  std::string out = value_string(head);
+  out.pop_back();
+  return out + ", ... (" + std::to_string(a->size()) + " values)]";
+}
+}  // namespace
+
 void Hyperparameters::set(std::string_view key, const Value& value) {
   const HyperparameterSpec* spec = schema_->find(key);
   if (!spec)
@@ -146,7 +158,7 @@ void Hyperparameters::set(std::string_view key, const Value& value) {
     if (why.empty() && spec->check) why = spec->check(converted);
     if (!why.empty())
       throw Error(DESCENT_ERR_OUT_OF_RANGE, spec->name + ": " + why + " (got " +
-                                                value_string(converted) + ")");
+                                                short_value_string(converted) + ")");
   }
   values_.find(key)->second = std::move(converted);
 }

@@ -18,6 +18,7 @@ namespace {
 const std::string kMulti = "multi";
 const std::string kLearningRate = "learning_rate";
 const std::string kStatesPrefix = "states.";
+constexpr std::size_t kMaxGroups = 1024;
 
 std::string group_label(std::size_t index, const std::string& kind) {
   return "group " + std::to_string(index) + " (" + kind + ")";
@@ -47,16 +48,18 @@ void check_ndim_range(int64_t min_ndim, int64_t max_ndim, const std::string& wha
 }  // namespace
 
 bool glob_match(std::string_view pattern, std::string_view text) noexcept {
-  // Greedy matching with backtracking to the last '*': linear in practice, no allocation.
+  // Iterative matching, backtracking to the last '*' only (an earlier '*' never needs to
+  // retry): O(|pattern| * |text|) time, O(1) memory. A '*' in the pattern is always the
+  // wildcard, so it is tested before the literal comparison (a name may contain '*').
   std::size_t p = 0, t = 0;
   std::size_t star = std::string_view::npos, star_t = 0;
   while (t < text.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
-      ++p;
-      ++t;
-    } else if (p < pattern.size() && pattern[p] == '*') {
+    if (p < pattern.size() && pattern[p] == '*') {
       star = p++;
       star_t = t;
+    } else if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
+      ++p;
+      ++t;
     } else if (star != std::string_view::npos) {
       p = star + 1;
       t = ++star_t;
@@ -170,6 +173,9 @@ std::size_t MultiOptimizer::add_group(std::string_view kind, const char* config_
     throw Error(DESCENT_ERR_INVALID_STATE, "groups are fixed once the state is initialised");
   if (kind == kMulti)
     throw Error(DESCENT_ERR_INVALID_ARGUMENT, "a group cannot be a multi optimizer");
+  if (index >= kMaxGroups)  // every update steps every group
+    throw Error(DESCENT_ERR_OUT_OF_RANGE,
+                "a multi optimizer has at most " + std::to_string(kMaxGroups) + " groups");
   auto group = std::make_unique<RuleOptimizer>(kind);
   if (config_json) {
     try {
@@ -449,6 +455,10 @@ void MultiOptimizer::configure_json(std::string_view json) {
     } else if (it.key() == "groups") {
       if (!it.value().is_array()) throw Error(DESCENT_ERR_WRONG_TYPE, "groups: must be an array");
       has_groups = true;
+      if (it.value().size() > kMaxGroups)  // before parsing them
+        throw Error(DESCENT_ERR_OUT_OF_RANGE, "groups: " + std::to_string(it.value().size()) +
+                                                  " described, a multi optimizer has at most " +
+                                                  std::to_string(kMaxGroups));
       for (std::size_t i = 0; i < it.value().size(); ++i)
         specs.push_back(parse_group_spec(it.value()[i], "groups[" + std::to_string(i) + "]"));
     } else {
@@ -579,7 +589,8 @@ void MultiOptimizer::add_parameter(std::string_view name, DType dtype, Shape sha
   }
 }
 
-MultiOptimizer::Plan MultiOptimizer::plan_init() const {
+MultiOptimizer::Plan MultiOptimizer::plan_init(
+    const std::function<bool(std::string_view)>* has_key) const {
   check_groups();
   Plan plan;
   plan.groups.reserve(groups_.size());
@@ -600,7 +611,10 @@ MultiOptimizer::Plan MultiOptimizer::plan_init() const {
   }
   for (std::size_t g = 0; g < plan.groups.size(); ++g) {
     try {
-      plan.groups[g]->init();
+      if (has_key)
+        plan.groups[g]->init_for_keys(group_keys(g, *has_key));
+      else
+        plan.groups[g]->init();
     } catch (const Error& e) {
       throw in_group(g, plan.groups[g]->kind(), e);
     }
@@ -628,6 +642,31 @@ std::size_t MultiOptimizer::parameter_index(std::string_view name) const {
   if (it == param_index_.end())
     throw Error(DESCENT_ERR_UNKNOWN_KEY, "'" + std::string(name) + "': no parameter of that name");
   return it->second;
+}
+
+std::function<bool(std::string_view)> MultiOptimizer::group_keys(
+    std::size_t g, const std::function<bool(std::string_view)>& has_key) {
+  std::string prefix = kStatesPrefix + std::to_string(g) + ".";
+  return [prefix, &has_key](std::string_view key) {
+    std::string full = prefix;
+    full += key;
+    return has_key(full);
+  };
+}
+
+void MultiOptimizer::init_for_keys(const std::function<bool(std::string_view)>& has_key) {
+  if (initialized_) {  // a load's copy: lay each group out again if needed
+    for (std::size_t g = 0; g < groups_.size(); ++g) {
+      try {
+        groups_[g]->init_for_keys(group_keys(g, has_key));
+      } catch (const Error& e) {
+        throw in_group(g, groups_[g]->kind(), e);
+      }
+    }
+    return;
+  }
+  Plan plan = plan_init(&has_key);
+  commit_init(plan);
 }
 
 void MultiOptimizer::update(std::size_t count, const char* const* names, const descent_dtype* dtypes,

@@ -84,6 +84,7 @@ class MultiOptimizer final : public Optimizer {
   DType parameter_dtype(std::size_t index) const override { return params_.at(index).dtype; }
   int64_t parameter_numel(std::size_t index) const override { return params_.at(index).numel; }
   void init() override;
+  void init_for_keys(const std::function<bool(std::string_view)>& has_key) override;
   void update(std::size_t count, const char* const* names, const descent_dtype* dtypes,
               const int64_t* numels, void* const* params, const void* const* grads) override;
   void update_indexed(std::size_t count, const std::size_t* indices, const descent_dtype* dtypes,
@@ -132,8 +133,12 @@ class MultiOptimizer final : public Optimizer {
     std::vector<std::size_t> group_of;
     std::vector<std::size_t> local_of;
   };
-  Plan plan_init() const;
+  // `has_key`: initialise the groups for a load (init_for_keys), else as init().
+  Plan plan_init(const std::function<bool(std::string_view)>* has_key = nullptr) const;
   void commit_init(Plan& plan) noexcept;
+  // `has_key` for group g's own keys (the multi's "states.<g>.<key>").
+  static std::function<bool(std::string_view)> group_keys(
+      std::size_t g, const std::function<bool(std::string_view)>& has_key);
   // Runs `change` on every group; if it throws for one, every group gets its settings back.
   template <class Change>
   void change_all_groups(Change&& change);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -51,6 +52,12 @@ class Optimizer {
   virtual DType parameter_dtype(std::size_t index) const = 0;
   virtual int64_t parameter_numel(std::size_t index) const = 0;
   virtual void init() = 0;
+  // For a load: initialises the state as init() does, but lays out the slots whose presence a
+  // hyperparameter decides at init (Adafactor's exp_avg, on beta_1) as the saved state has them
+  // (`has_key` tells which keys it holds): a change of that hyperparameter after init does not
+  // change the slots, so the saved configuration alone does not tell. An initialised optimizer
+  // with another layout is laid out again, zero-filled. Only ever applied to a load's copy.
+  virtual void init_for_keys(const std::function<bool(std::string_view)>& has_key) = 0;
   // One step on the named tensors (see descent_optimizer_update).
   virtual void update(std::size_t count, const char* const* names, const descent_dtype* dtypes,
                       const int64_t* numels, void* const* params, const void* const* grads) = 0;

@@ -246,6 +246,30 @@ std::size_t RuleOptimizer::parameter_index(std::string_view name) const {
   return it->second;
 }
 
+void RuleOptimizer::init_for_keys(const std::function<bool(std::string_view)>& has_key) {
+  const std::vector<std::string> optional = rule_->optional_slots();
+  if (optional.empty() || params_.empty()) return init();
+  // The saved layout: the optional slots exist for every parameter or for none (a file with
+  // some is refused later, by the key comparison).
+  bool present = false;
+  for (const Parameter& p : params_)
+    for (const std::string& slot : optional) present = present || has_key(join_key(p.name, slot));
+  if (initialized_ &&
+      (slot_index_.count(join_key(params_[0].name, optional[0])) != 0) == present)
+    return;
+  const bool was_initialized = initialized_;
+  rule_->force_optional_slots(present);
+  initialized_ = false;
+  try {
+    init();
+  } catch (...) {
+    initialized_ = was_initialized;
+    rule_->force_optional_slots(std::nullopt);
+    throw;
+  }
+  rule_->force_optional_slots(std::nullopt);
+}
+
 void RuleOptimizer::update(std::size_t count, const char* const* names, const descent_dtype* dtypes,
                            const int64_t* numels, void* const* params, const void* const* grads) {
   check_tensor_list_arrays(count, names, "names", params, grads);

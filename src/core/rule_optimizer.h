@@ -46,6 +46,7 @@ class RuleOptimizer final : public Optimizer {
   DType parameter_dtype(std::size_t index) const override { return params_.at(index).dtype; }
   int64_t parameter_numel(std::size_t index) const override { return params_.at(index).numel; }
   void init() override;
+  void init_for_keys(const std::function<bool(std::string_view)>& has_key) override;
   void update(std::size_t count, const char* const* names, const descent_dtype* dtypes,
               const int64_t* numels, void* const* params, const void* const* grads) override;
   void update_indexed(std::size_t count, const std::size_t* indices, const descent_dtype* dtypes,

@@ -5,6 +5,7 @@
 // float32, as in MLX, and then cast to the parameter's dtype. Loops: kernels/adafactor_kernel.h.
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <variant>
 
 #include "kernels/adafactor_kernel.h"
@@ -50,16 +51,18 @@ class Adafactor final : public Rule {
     } else {
       out.push_back({"exp_avg_sq", s});
     }
-    if (first_moment_) out.push_back({"exp_avg", s});
+    if (forced_exp_avg_.value_or(first_moment_)) out.push_back({"exp_avg", s});
     return out;
   }
+  std::vector<std::string> optional_slots() const override { return {"exp_avg"}; }
+  void force_optional_slots(std::optional<bool> present) override { forced_exp_avg_ = present; }
 
   // Workspace for rsqrt(row/mean) and rsqrt(col): one buffer, sized for the largest parameter
   // (apply() runs one tensor at a time). Also records whether init gave the tensors an exp_avg
   // slot: beta_1 set after init must not make apply() read a slot that does not exist (MLX
   // raises KeyError there; descent then runs without the first moment).
   void prepare(DType dtype, const Shape& s) override {
-    has_exp_avg_ = first_moment_;
+    has_exp_avg_ = forced_exp_avg_.value_or(first_moment_);
     if (s.size() < 2) return;
     const std::size_t bytes =
         static_cast<std::size_t>(numel(row_shape(s)) + numel(col_shape(s))) * dtype_size(dtype);
@@ -143,6 +146,7 @@ class Adafactor final : public Rule {
   double eps0_ = 1e-30, eps1_ = 1e-3, clip_threshold_ = 1.0, decay_rate_ = -0.8;
   bool first_moment_ = false;  // beta_1 set now
   bool has_exp_avg_ = false;   // beta_1 was set at init: the tensors have an exp_avg slot
+  std::optional<bool> forced_exp_avg_;  // a load's layout, overriding beta_1 at init
   double beta_1_ = 0.0, weight_decay_ = 0.0;
   bool scale_parameter_ = true, relative_step_ = true, warmup_init_ = false;
   Buffer workspace_;

@@ -41,15 +41,24 @@ HyperparameterSpec string_spec(std::string name, const char* def, std::vector<st
           checks::one_of(std::move(choices))};
 }
 
+// Bounds on what scales the work of a step, so that no configuration (a state file's included)
+// can make an update run for ever (docs/muon.md).
+constexpr int64_t kMaxNsSteps = 100;
+constexpr std::size_t kMaxTriples = 100;
+
 std::string check_ns_steps(const Value& v) {
   const auto* i = std::get_if<int64_t>(&v);
-  return i && *i < 0 ? "must be >= 0" : "";
+  if (i && *i < 0) return "must be >= 0";
+  return i && *i > kMaxNsSteps ? "must be <= " + std::to_string(kMaxNsSteps) : "";
 }
 
 std::string check_table(const Value& v) {
   const auto* a = std::get_if<std::vector<double>>(&v);
   if (!a) return "";
-  return a->empty() || a->size() % 3 != 0 ? "must hold (a, b, c) triples: 3k values, k >= 1" : "";
+  if (a->empty() || a->size() % 3 != 0) return "must hold (a, b, c) triples: 3k values, k >= 1";
+  return a->size() > 3 * kMaxTriples ? "must hold at most " + std::to_string(kMaxTriples) +
+                                           " triples (" + std::to_string(3 * kMaxTriples) + " values)"
+                                     : "";
 }
 
 void validate_muon(const Hyperparameters& h) {

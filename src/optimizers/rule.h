@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,6 +53,11 @@ class Rule {
   }
   // The state slots of a parameter, given the configured hyperparameters.
   virtual std::vector<SlotSpec> slots(const Shape& param_shape) const = 0;
+  // Slots that exist or not depending on a hyperparameter read at init (Adafactor's exp_avg).
+  virtual std::vector<std::string> optional_slots() const { return {}; }
+  // Makes the next init create the optional slots (true), or not (false), whatever the
+  // configuration says; nullopt: as configured. For loading a saved layout.
+  virtual void force_optional_slots(std::optional<bool> /*present*/) {}
   // Called at init for every parameter, after configure(): allocate per-shape workspace here so
   // that apply() never allocates. May throw.
   virtual void prepare(DType /*dtype*/, const Shape& /*param_shape*/) {}

@@ -206,6 +206,10 @@ SchedulePtr constant_schedule(double value) {
 SchedulePtr join_schedules(std::vector<SchedulePtr> schedules, std::vector<uint64_t> boundaries) {
   if (schedules.empty())
     throw Error(DESCENT_ERR_PARSE, "join_schedules: needs at least one schedule");
+  if (schedules.size() > kMaxJoinedSchedules)
+    throw Error(DESCENT_ERR_OUT_OF_RANGE, "join_schedules: " + std::to_string(schedules.size()) +
+                                              " schedules, at most " +
+                                              std::to_string(kMaxJoinedSchedules) + " are allowed");
   if (schedules.size() != boundaries.size() + 1)
     throw Error(DESCENT_ERR_PARSE, "join_schedules: " + std::to_string(schedules.size()) +
                                        " schedules need " + std::to_string(schedules.size() - 1) +

@@ -4,6 +4,7 @@
 // (DESCENT_ERR_OUT_OF_RANGE for a bad value, DESCENT_ERR_PARSE for a malformed join).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,7 +25,9 @@ SchedulePtr linear_schedule(double init, double end, uint64_t steps);
 SchedulePtr constant_schedule(double value);
 // schedules[0] before boundaries[0]; at step >= boundaries[i] schedules[i + 1] evaluated at the
 // local step (step - boundaries[i]); the last boundary in the list that the step has reached
-// wins. Needs schedules.size() == boundaries.size() + 1 >= 1 and no null schedule.
+// wins. Needs schedules.size() == boundaries.size() + 1 >= 1, at most kMaxJoinedSchedules
+// (a step scans the boundaries; DESCENT_ERR_OUT_OF_RANGE beyond), and no null schedule.
+constexpr std::size_t kMaxJoinedSchedules = 1024;
 SchedulePtr join_schedules(std::vector<SchedulePtr> schedules, std::vector<uint64_t> boundaries);
 
 namespace schedules {

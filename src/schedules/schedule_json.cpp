@@ -100,6 +100,10 @@ SchedulePtr join_from_json(const Json& j, const std::string& context) {
   const Json& list = j.at("schedules");
   const Json& bounds = j.at("boundaries");
   if (list.empty()) throw Error(DESCENT_ERR_PARSE, prefix + "needs at least one schedule");
+  if (list.size() > kMaxJoinedSchedules)  // before parsing them
+    throw Error(DESCENT_ERR_OUT_OF_RANGE, prefix + std::to_string(list.size()) +
+                                              " schedules, at most " +
+                                              std::to_string(kMaxJoinedSchedules) + " are allowed");
   if (bounds.size() + 1 != list.size())
     throw Error(DESCENT_ERR_PARSE, prefix + std::to_string(list.size()) + " schedules need " +
                                        std::to_string(list.size() - 1) + " boundaries, got " +

@@ -38,6 +38,15 @@ bool is_learning_rate_key(std::string_view key) {
                        key[key.size() - lr.size() - 1] == '.');
 }
 
+// step and learning_rate, also a multi's "states.<i>.step": the keys that exist before init.
+// No slot is named either.
+bool is_counter_key(std::string_view key) {
+  const std::string_view step = kStep;
+  return key == step || is_learning_rate_key(key) ||
+         (key.size() > step.size() && key.compare(key.size() - step.size(), step.size(), step) == 0 &&
+          key[key.size() - step.size() - 1] == '.');
+}
+
 // ---- descent's metadata ------------------------------------------------------------------
 
 const std::string& required(const Metadata& meta, const char* key) {
@@ -262,19 +271,21 @@ void load_checkpoint(Optimizer& optimizer, const unsigned char* data, std::size_
   // Otherwise (MLX writes "__metadata__": null) the file holds state only and the optimizer
   // keeps the configuration its caller gave it.
 
-  // First what the optimizer has now (step and learning_rate; every slot once initialised) and
-  // the learning rate, which the file may supply. Per-parameter slots come next: they exist
-  // once the state is initialised, as after MLX's init.
+  // First the counters the optimizer has now (step and learning_rate) and the learning rate,
+  // which the file may supply. Per-parameter slots come next: they exist once the state is
+  // initialised, as after MLX's init, laid out as the saved optimizer's were.
   KeySet known = state_keys(*work);
   std::vector<const TensorView*> later;
   for (const auto& t : file.tensors) {
-    if (known.count(t.name) || t.name == kLearningRate)
+    if ((known.count(t.name) && is_counter_key(t.name)) || t.name == kLearningRate)
       assign(*work, known, t);
     else
       later.push_back(&t);
   }
   if (!later.empty()) {
-    work->init();
+    KeySet in_file;
+    for (const auto& t : file.tensors) in_file.insert(t.name);
+    work->init_for_keys([&](std::string_view key) { return in_file.count(key) != 0; });
     known = state_keys(*work);
     for (const TensorView* t : later) {
       if (!known.count(t->name))
