@@ -12,7 +12,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PKG_CONFIG");
     println!("cargo:rerun-if-changed=build.rs");
 
-    let unix = env::var("CARGO_CFG_TARGET_FAMILY").map_or(false, |f| f.split(',').any(|x| x == "unix"));
+    let unix = env::var("CARGO_CFG_TARGET_FAMILY").is_ok_and(|f| f.split(',').any(|x| x == "unix"));
     let mut dirs: Vec<String> = Vec::new();
     let mut libs: Vec<String> = Vec::new();
 

@@ -104,3 +104,52 @@ pub(crate) unsafe extern "C" fn free_filter(user_data: *mut c_void) {
     let boxed = Box::from_raw(user_data.cast::<FilterFn>());
     let _ = catch_unwind(AssertUnwindSafe(move || drop(boxed)));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_truncated_on_a_char_boundary_and_nul_terminated() {
+        let mut buf = [0x55u8; 6];
+        // "héllo": h(1) é(2) l l o; 5 bytes fit before the NUL -> "héll".
+        unsafe { write_message(buf.as_mut_ptr().cast(), buf.len(), "héllo") };
+        assert_eq!(&buf, b"h\xc3\xa9ll\0");
+        let mut buf = [0x55u8; 3];
+        // "hé" is 3 bytes; only 2 fit: the é would be cut, so only "h".
+        unsafe { write_message(buf.as_mut_ptr().cast(), buf.len(), "hé") };
+        assert_eq!(&buf[..2], b"h\0");
+        unsafe { write_message(std::ptr::null_mut(), 10, "ignored") };
+    }
+
+    #[test]
+    fn panic_payloads_are_named() {
+        let s: Box<dyn Any + Send> = Box::new("static");
+        assert_eq!(panic_message(&*s), "static");
+        let s: Box<dyn Any + Send> = Box::new(String::from("owned"));
+        assert_eq!(panic_message(&*s), "owned");
+        let s: Box<dyn Any + Send> = Box::new(42u8);
+        assert_eq!(panic_message(&*s), "a panic with a non-string payload");
+    }
+
+    #[test]
+    fn trampoline_maps_err_and_panic_to_callback_status() {
+        let mut f: ScheduleFn = Box::new(|step| if step == 0 { Ok(1.5) } else if step == 1 { Err("bad".into()) } else { panic!("boom") });
+        let ud: *mut ScheduleFn = &mut f;
+        let mut value = 0.0;
+        let mut msg = [0u8; 64];
+        let call = |step, value: &mut f64, msg: &mut [u8; 64]| unsafe {
+            schedule_trampoline(step, ud.cast(), value, msg.as_mut_ptr().cast(), msg.len())
+        };
+        assert_eq!(call(0, &mut value, &mut msg), sys::DESCENT_OK);
+        assert_eq!(value, 1.5);
+        assert_eq!(call(1, &mut value, &mut msg), sys::DESCENT_ERR_CALLBACK);
+        assert!(msg.starts_with(b"bad\0"));
+        assert_eq!(value, 1.5);
+        assert_eq!(call(2, &mut value, &mut msg), sys::DESCENT_ERR_CALLBACK);
+        assert!(msg.starts_with(b"panicked: boom\0"));
+        // The last failure is what the next status check picks up.
+        let e = crate::error::check_buffer(sys::DESCENT_ERR_CALLBACK, b"x\0").unwrap_err();
+        assert!(e.is_panic());
+    }
+}
