@@ -21,6 +21,10 @@ fn main() {
         if !Path::new(&dir).is_dir() {
             fail(&format!("DESCENT_LIB_DIR={dir} is not a directory"));
         }
+        let names = ["libdescent.so", "libdescent.dylib", "descent.lib", "libdescent.a"];
+        if !names.iter().any(|n| Path::new(&dir).join(n).exists()) {
+            fail(&format!("DESCENT_LIB_DIR={dir} holds no libdescent.so"));
+        }
         dirs.push(dir);
         libs.push("descent".to_owned());
     } else {
