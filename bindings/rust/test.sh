@@ -32,5 +32,6 @@ cd "$here"
 cargo test --locked --release --all-targets
 cargo test --locked --release --doc
 cargo clippy --locked --release --all-targets -- -D warnings
+cargo build --locked --release --examples
 cargo run --locked --release --quiet --example train
 "$root/tests/conformance/run.sh" "$reference" "rust=$here/target/release/examples/conformance"

@@ -953,3 +953,8 @@ pub(crate) fn clip_raw(dtypes: &[u32], numels: &[i64], ptrs: &[*mut c_void], max
     check_buffer(status, &message)?;
     Ok(total)
 }
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
