@@ -111,7 +111,11 @@ func runCallback(cs *callState, msg *C.char, capacity C.size_t, body func() erro
 	}()
 	if err := body(); err != nil {
 		cs.err = err
-		writeMessage(msg, capacity, err.Error())
+		text := err.Error()
+		if e, ok := err.(*Error); ok {
+			text = e.Message // the status travels as the return value
+		}
+		writeMessage(msg, capacity, text)
 		return callbackStatus(err)
 	}
 	return C.descent_status(StatusOK)

@@ -37,8 +37,8 @@ const (
 // String is the library's name of the status, e.g. "DESCENT_ERR_UNKNOWN_KEY".
 func (s Status) String() string { return C.GoString(C.descent_status_name(C.descent_status(s))) }
 
-// Error is the error of a failed descent call: its status and the library's message (which
-// starts with the status name). When a Go callback caused the failure, Unwrap returns what the
+// Error is the error of a failed descent call: its status and the library's message. Error()
+// is "STATUS_NAME: message". When a Go callback caused the failure, Unwrap returns what the
 // callback returned, or a *CallbackPanic when it panicked.
 type Error struct {
 	Status  Status
@@ -50,7 +50,7 @@ func (e *Error) Error() string {
 	if e.Message == "" {
 		return e.Status.String()
 	}
-	return e.Message
+	return e.Status.String() + ": " + e.Message
 }
 
 // Unwrap returns the callback's error or *CallbackPanic behind a failure, or nil.
@@ -78,5 +78,5 @@ func StatusOf(err error) Status {
 // bindingError is an error detected by the binding before calling the library (a Go-only
 // condition such as mismatched slice lengths or a closed optimizer); same shape as the library's.
 func bindingError(s Status, msg string) *Error {
-	return &Error{Status: s, Message: s.String() + ": " + msg}
+	return &Error{Status: s, Message: msg}
 }
