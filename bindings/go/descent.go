@@ -225,8 +225,10 @@ func (o *Optimizer) Close() error {
 	return nil
 }
 
-var errReentrant = bindingError(StatusInvalidState,
-	"descent (Go): the optimizer is running one of its callbacks; calls on it from inside the callback (or from another goroutine meanwhile) are refused")
+func errReentrant() error {
+	return bindingError(StatusInvalidState,
+		"descent (Go): the optimizer is running one of its callbacks; calls on it from inside the callback (or from another goroutine meanwhile) are refused")
+}
 
 // lock takes the optimizer's lock, refusing (instead of deadlocking) while one of its callbacks
 // runs, and refusing a closed optimizer.
@@ -245,7 +247,7 @@ func (o *Optimizer) acquire() error {
 	h := o.h
 	if !h.mu.TryLock() {
 		if h.cs.depth.Load() > 0 {
-			return errReentrant
+			return errReentrant()
 		}
 		h.mu.Lock()
 	}

@@ -460,6 +460,15 @@ func TestSchedules(t *testing.T) {
 	if p[0] != -(0.5 + 0.25 + 0.125) {
 		t.Fatal(p)
 	}
+	// the JSON form, through ScheduleValue and on the optimizer (3 steps: init*rate^3)
+	js := `{"schedule": "exponential_decay", "init": 0.5, "decay_rate": 0.5}`
+	if v := get(ScheduleValue(js, 0, 3)).of(t); v != 0.0625 {
+		t.Fatal(v)
+	}
+	ok(t, o.SetSchedule(js))
+	if lr := get(o.GetFloat("learning_rate")); lr.err != nil || lr.v != 0.0625 {
+		t.Fatal("JSON schedule not attached at step 3:", lr)
+	}
 	ok(t, o.ClearSchedule())
 	// a Go schedule: update k uses f(k-1)
 	var seen []uint64
