@@ -1,0 +1,3 @@
+module github.com/descent/descent/bindings/go
+
+go 1.21
