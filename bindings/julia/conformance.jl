@@ -6,7 +6,7 @@ const NW = 48
 const NB = 6
 
 # lr(step) = 0.01 / (step + 1), in double, step converted from the library's uint64.
-schedule(step::UInt64) = 0.01 / (Float64(step) + 1.0)
+lr_schedule(step::UInt64) = 0.01 / (Float64(step) + 1.0)
 
 function make(name)
     opt = if name == "muon+adamw"
@@ -20,7 +20,7 @@ function make(name)
     # Row-major [8, 6] is the Julia 6×8 matrix (dimensions reversed, same memory).
     add_parameter!(opt, "layer.weight", Float32, (6, 8)) == 1 || error("weight index")
     add_parameter!(opt, "layer.bias", Float32, (NB,)) == 2 || error("bias index")
-    set_schedule!(opt, schedule)
+    set_schedule!(opt, lr_schedule)
     return opt
 end
 
@@ -34,7 +34,7 @@ function steps!(opt, w, b, tw, tb, count)
     end
 end
 
-function run(dir, name)
+function run_config(dir, name)
     # i is the 0-based row-major index; column-major memory order is the same order.
     w = reshape(Float32[0.125f0 * Float32(i % 17) - 1.0f0 for i in 0:NW-1], 6, 8)
     tw = reshape(Float32[0.25f0 * Float32(i % 7) for i in 0:NW-1], 6, 8)
@@ -65,7 +65,7 @@ function main(args)
     length(args) == 1 || (println(stderr, "usage: conformance.jl <output-dir>"); exit(2))
     try
         for name in ("adamw", "muon", "muon+adamw")
-            run(args[1], name)
+            run_config(args[1], name)
         end
     catch e
         println(stderr, "conformance: ", sprint(showerror, e))
