@@ -14,6 +14,7 @@ prefix=${DESCENT_PREFIX:-/usr/local}
 
 python3 "$here/check_signatures.py" --header "$root/include/descent/descent.h"
 python3 "$here/test_check_signatures.py" 2>&1 | tail -n 3
+DESCENT_PREFIX=$prefix python3 "$here/check_transpose.py"
 
 if ! command -v julia >/dev/null 2>&1; then
   echo "julia: not on PATH: Descent.jl was checked against the header but NOT executed" \
