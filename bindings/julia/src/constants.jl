@@ -1,0 +1,83 @@
+# Values of the header's enums and macros. Statuses, dtypes and value types are plain `Cuint`s
+# (the library may return codes this file does not know; an @enum would throw on them).
+
+const DESCENT_VERSION_MAJOR = 1
+const DESCENT_ERROR_CAPACITY = 1024
+const DESCENT_MAX_NDIM = 16
+const DESCENT_FLAT_ALIGNMENT = 64
+
+# descent_status
+const DESCENT_OK = Cuint(0)
+const DESCENT_ERR_NULL_ARGUMENT = Cuint(1)
+const DESCENT_ERR_INVALID_ARGUMENT = Cuint(2)
+const DESCENT_ERR_UNKNOWN_KIND = Cuint(3)
+const DESCENT_ERR_UNKNOWN_KEY = Cuint(4)
+const DESCENT_ERR_WRONG_TYPE = Cuint(5)
+const DESCENT_ERR_OUT_OF_RANGE = Cuint(6)
+const DESCENT_ERR_DTYPE_MISMATCH = Cuint(7)
+const DESCENT_ERR_SHAPE_MISMATCH = Cuint(8)
+const DESCENT_ERR_INVALID_STATE = Cuint(9)
+const DESCENT_ERR_PARSE = Cuint(10)
+const DESCENT_ERR_BUFFER_TOO_SMALL = Cuint(11)
+const DESCENT_ERR_IO = Cuint(12)
+const DESCENT_ERR_CORRUPT = Cuint(13)
+const DESCENT_ERR_OUT_OF_MEMORY = Cuint(14)
+const DESCENT_ERR_UNSUPPORTED = Cuint(15)
+const DESCENT_ERR_DUPLICATE = Cuint(16)
+const DESCENT_ERR_CALLBACK = Cuint(17)
+const DESCENT_ERR_INTERNAL = Cuint(99)
+
+# descent_dtype
+const DESCENT_FLOAT32 = Cuint(1)
+const DESCENT_FLOAT64 = Cuint(2)
+const DESCENT_BFLOAT16 = Cuint(3)
+const DESCENT_FLOAT16 = Cuint(4)
+const DESCENT_UINT64 = Cuint(5)
+
+# descent_value_type
+const DESCENT_VALUE_NONE = Cuint(0)
+const DESCENT_VALUE_DOUBLE = Cuint(1)
+const DESCENT_VALUE_INT = Cuint(2)
+const DESCENT_VALUE_BOOL = Cuint(3)
+const DESCENT_VALUE_DOUBLE_ARRAY = Cuint(4)
+const DESCENT_VALUE_STRING = Cuint(5)
+
+"""
+    status_name(status) -> String
+
+The library's name of a status code ("DESCENT_ERR_UNKNOWN_KEY", ...), also for codes newer than
+this binding.
+"""
+status_name(status::Integer) = unsafe_string(descent_status_name(Cuint(status)))
+
+"""
+    dtype_name(dtype) -> String
+"""
+dtype_name(dtype::Integer) = unsafe_string(descent_dtype_name(Cuint(dtype)))
+
+# Julia element type <-> descent_dtype.
+dtype_of(::Type{Float32}) = DESCENT_FLOAT32
+dtype_of(::Type{Float64}) = DESCENT_FLOAT64
+dtype_of(::Type{UInt64}) = DESCENT_UINT64
+dtype_of(::Type{T}) where {T} =
+    throw(ArgumentError("descent has no dtype for element type $T (use Float32 or Float64)"))
+
+function eltype_of(dtype::Cuint)
+    dtype == DESCENT_FLOAT32 && return Float32
+    dtype == DESCENT_FLOAT64 && return Float64
+    dtype == DESCENT_UINT64 && return UInt64
+    throw(ArgumentError("dtype $(dtype) ($(dtype_name(dtype))) has no Julia element type here"))
+end
+
+# The kinds of optimizer. When descent_kind_count/descent_kind_name reach the header, this becomes
+# `kinds() = [unsafe_string(descent_kind_name(i)) for i in 0:descent_kind_count()-1]` (plus the
+# two ccall wrappers in capi.jl, which check_signatures.py will then demand).
+const KINDS = ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "adamax", "lion",
+               "adafactor", "muon", "multi")
+
+"""
+    kinds() -> Vector{String}
+
+The names of the optimizer kinds `Optimizer(kind)` accepts.
+"""
+kinds() = collect(String, KINDS)
