@@ -1,4 +1,5 @@
 // Optimizer lifecycle, parameter declaration and the update step.
+#include <algorithm>
 #include <vector>
 
 #include "capi/guard.h"
@@ -72,11 +73,31 @@ DESCENT_API descent_status descent_optimizer_parameter_count(const descent_optim
   });
 }
 
+DESCENT_API descent_status descent_optimizer_parameter_info(const descent_optimizer* opt,
+                                                            size_t index, const char** name,
+                                                            descent_dtype* dtype, size_t* ndim,
+                                                            int64_t* shape, size_t capacity) {
+  return guarded(opt, [&] {
+    require(opt, "opt");
+    opt->impl->check_parameter_index(index);
+    const descent::Shape& dims = opt->impl->parameter_shape(index);
+    if (shape && capacity < dims.size())
+      throw descent::Error(DESCENT_ERR_BUFFER_TOO_SMALL,
+                           "parameter '" + opt->impl->parameter_name(index) + "': has " +
+                               std::to_string(dims.size()) + " dimensions, capacity is " +
+                               std::to_string(capacity));
+    if (name) *name = opt->impl->parameter_name(index).c_str();
+    if (dtype) *dtype = static_cast<descent_dtype>(opt->impl->parameter_dtype(index));
+    if (ndim) *ndim = dims.size();
+    if (shape) std::copy(dims.begin(), dims.end(), shape);
+  });
+}
+
 DESCENT_API descent_status descent_optimizer_parameter_index(const descent_optimizer* opt,
                                                              const char* name, size_t* out) {
   return guarded(opt, [&] {
     require(opt, "opt");
-    require(name, "name");
+    descent::capi::require_text(name, "name");
     require(out, "out");
     *out = opt->impl->parameter_index(name);
   });

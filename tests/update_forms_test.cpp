@@ -188,6 +188,35 @@ TEST_F(UpdateFormsBadInput, ParameterIndex) {
   EXPECT_EQ(out, 77u) << "output written on error";
 }
 
+TEST_F(UpdateFormsBadInput, ParameterInfo) {
+  // As declared, by index.
+  for (size_t i = 0; i < model_.tensors.size(); ++i) {
+    const char* name = nullptr;
+    descent_dtype dtype = DESCENT_UINT64;
+    size_t ndim = 99;
+    int64_t shape[DESCENT_MAX_NDIM] = {};
+    DESCENT_ASSERT_OK(opt_, descent_optimizer_parameter_info(opt_, i, &name, &dtype, &ndim, shape,
+                                                             DESCENT_MAX_NDIM));
+    EXPECT_EQ(std::string(name), model_[i].name);
+    EXPECT_EQ(dtype, model_[i].dtype);
+    ASSERT_EQ(ndim, model_[i].shape.size());
+    EXPECT_EQ(std::vector<int64_t>(shape, shape + ndim), model_[i].shape);
+  }
+  DESCENT_ASSERT_OK(opt_, descent_optimizer_parameter_info(opt_, 0, nullptr, nullptr, nullptr, nullptr, 0));
+  const char* name = "untouched";
+  size_t ndim = 77;
+  int64_t shape[1] = {-5};
+  EXPECT_FAILS(opt_, &model_, DESCENT_ERR_INVALID_ARGUMENT, "index 5",
+               descent_optimizer_parameter_info(opt_, 5, &name, nullptr, &ndim, nullptr, 0));
+  EXPECT_FAILS(opt_, &model_, DESCENT_ERR_BUFFER_TOO_SMALL, "'layers.0.weight': has 2 dimensions",
+               descent_optimizer_parameter_info(opt_, 0, &name, nullptr, &ndim, shape, 1));
+  EXPECT_FAILS(nullptr, &model_, DESCENT_ERR_NULL_ARGUMENT, "opt",
+               descent_optimizer_parameter_info(nullptr, 0, &name, nullptr, &ndim, nullptr, 0));
+  EXPECT_STREQ(name, "untouched");
+  EXPECT_EQ(ndim, 77u);
+  EXPECT_EQ(shape[0], -5);
+}
+
 TEST_F(UpdateFormsBadInput, Indexed) {
   const size_t n = indices_.size();
   EXPECT_FAILS(opt_, &model_, DESCENT_ERR_NULL_ARGUMENT, "indices",

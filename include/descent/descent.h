@@ -211,6 +211,13 @@ DESCENT_API descent_status descent_optimizer_add_parameter(descent_optimizer* op
                                                            size_t ndim, const int64_t* shape);
 DESCENT_API descent_status descent_optimizer_parameter_count(const descent_optimizer* opt,
                                                              size_t* out);
+/* A declared parameter by index: its name (owned by the handle, valid as long as it), dtype,
+ * number of dimensions and dimensions, as declared. Each output may be NULL; when shape is given,
+ * capacity must be at least its ndim (DESCENT_MAX_NDIM always suffices). */
+DESCENT_API descent_status descent_optimizer_parameter_info(const descent_optimizer* opt,
+                                                            size_t index, const char** name,
+                                                            descent_dtype* dtype, size_t* ndim,
+                                                            int64_t* shape, size_t capacity);
 /* The index of a declared parameter (DESCENT_ERR_UNKNOWN_KEY if none has that name). */
 DESCENT_API descent_status descent_optimizer_parameter_index(const descent_optimizer* opt,
                                                              const char* name, size_t* out);

@@ -51,13 +51,16 @@ void FlatLayout::build(const std::vector<std::size_t>& bytes) {
   built_ = true;
 }
 
-std::size_t Optimizer::flat_offset(std::size_t index) const {
-  const FlatLayout& flat = layout_of(*this, flat_);
-  if (index >= flat.count())
+void Optimizer::check_parameter_index(std::size_t index) const {
+  if (index >= parameter_count())
     throw Error(DESCENT_ERR_INVALID_ARGUMENT, "index " + std::to_string(index) +
                                                   " is past the last parameter (" +
-                                                  std::to_string(flat.count()) + " declared)");
-  return flat.offset(index);
+                                                  std::to_string(parameter_count()) + " declared)");
+}
+
+std::size_t Optimizer::flat_offset(std::size_t index) const {
+  check_parameter_index(index);
+  return layout_of(*this, flat_).offset(index);
 }
 
 std::size_t Optimizer::flat_size() const { return layout_of(*this, flat_).size(); }

@@ -81,8 +81,10 @@ class MultiOptimizer final : public Optimizer {
   void add_parameter(std::string_view name, DType dtype, Shape shape) override;
   std::size_t parameter_count() const override { return params_.size(); }
   std::size_t parameter_index(std::string_view name) const override;
-  DType parameter_dtype(std::size_t index) const override { return params_.at(index).dtype; }
-  int64_t parameter_numel(std::size_t index) const override { return params_.at(index).numel; }
+  const std::string& parameter_name(std::size_t index) const override { return params_[index].name; }
+  DType parameter_dtype(std::size_t index) const override { return params_[index].dtype; }
+  const Shape& parameter_shape(std::size_t index) const override { return params_[index].shape; }
+  int64_t parameter_numel(std::size_t index) const override { return params_[index].numel; }
   void init() override;
   void init_for_keys(const std::function<bool(std::string_view)>& has_key) override;
   void update(std::size_t count, const char* const* names, const descent_dtype* dtypes,

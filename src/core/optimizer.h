@@ -49,8 +49,13 @@ class Optimizer {
   virtual void add_parameter(std::string_view name, DType dtype, Shape shape) = 0;
   virtual std::size_t parameter_count() const = 0;
   virtual std::size_t parameter_index(std::string_view name) const = 0;  // throws UNKNOWN_KEY
+  // By index in [0, parameter_count()) (callers check; parameter_info checks for the C API).
+  virtual const std::string& parameter_name(std::size_t index) const = 0;
   virtual DType parameter_dtype(std::size_t index) const = 0;
+  virtual const Shape& parameter_shape(std::size_t index) const = 0;
   virtual int64_t parameter_numel(std::size_t index) const = 0;
+  // Throws DESCENT_ERR_INVALID_ARGUMENT unless a parameter has this index.
+  void check_parameter_index(std::size_t index) const;
   virtual void init() = 0;
   // For a load: initialises the state as init() does, but lays out the slots whose presence a
   // hyperparameter decides at init (Adafactor's exp_avg, on beta_1) as the saved state has them
