@@ -732,13 +732,13 @@ class MultiOptimizer(Optimizer):
 
     @property
     def learning_rate(self):
-        raise AttributeError("a MultiOptimizer has no learning rate of its own; use "
-                             ".optimizers[i].learning_rate")
+        """Group 0's learning rate (as MLX's MultiOptimizer); setting it (a number, a schedule
+        or a callable) sets every group's, each evaluating a schedule at its own step."""
+        return self.optimizers[0].learning_rate
 
     @learning_rate.setter
     def learning_rate(self, value):
-        raise AttributeError("a MultiOptimizer has no learning rate of its own; use "
-                             ".optimizers[i].learning_rate")
+        Optimizer.learning_rate.fset(self, value)
 
 
 def _sub_config(kind, spec):
