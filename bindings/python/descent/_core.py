@@ -88,24 +88,34 @@ def tree_flatten(tree, prefix=""):
 
 def _pair(grads, params, gl, pl):
     """Walks the gradient tree and the parameter tree together (no names): appends the gradient
-    leaves to gl and the matching parameter leaves to pl. Returns False if params lacks a path."""
+    leaves to gl and the matching parameter leaves to pl. Returns False if params lacks a path.
+    (The hot path of every update: array leaves are handled inline, without a call.)"""
+    ndarray = np.ndarray
     if isinstance(grads, dict):
         if not isinstance(params, dict):
             return False
-        for k, g in grads.items():
-            p = params.get(k, _MISSING)
-            if p is _MISSING or not _pair(g, p, gl, pl):
-                return False
-        return True
-    if isinstance(grads, (list, tuple)):
+        items = grads.items()
+        get = params.get
+        is_dict = True
+    elif isinstance(grads, (list, tuple)):
         if not isinstance(params, (list, tuple)) or len(params) < len(grads):
             return False
-        for g, p in zip(grads, params):
-            if not _pair(g, p, gl, pl):
-                return False
+        items = zip(range(len(grads)), grads)
+        get = params.__getitem__
+        is_dict = False
+    else:
+        gl.append(grads)
+        pl.append(params)
         return True
-    gl.append(grads)
-    pl.append(params)
+    for k, g in items:
+        p = get(k, _MISSING) if is_dict else get(k)
+        if type(g) is ndarray:
+            if p is _MISSING:
+                return False
+            gl.append(g)
+            pl.append(p)
+        elif p is _MISSING or not _pair(g, p, gl, pl):
+            return False
     return True
 
 
