@@ -14,9 +14,8 @@ venv=${DESCENT_PY_VENV:-$HOME/.cache/descent-py-venv}
 
 "$here/install-deps.sh"
 py="$venv/bin/python"
-"$py" -c "import descent, sys; print('descent', descent.__version__, 'from', descent.library_path)" \
-  2>/dev/null || (cd "$here" && "$py" -c "import descent; print('descent', descent.__version__, 'from', descent.library_path)")
-
 cd "$here"
+"$py" -c "import descent; print('descent', descent.__version__, 'from', descent.library_path)"
+"$py" examples/quickstart.py >/dev/null
 "$py" -m pytest -q -p no:cacheprovider tests
 "$root/tests/conformance/run.sh" "$DESCENT_CONFORMANCE_C" "python=$py $here/conformance.py"
