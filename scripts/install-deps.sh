@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Installs, from Debian's apt archive, the packages descent needs to build and test.
+# With --bindings, also what the Rust, Go, Python and Julia bindings need to build and test
+# (bindings/<lang>/install-deps.sh: toolchain checks, apt packages, a pinned Python venv).
 # Idempotent: prints nothing and touches nothing when everything is already installed.
 # Runs apt-get as root directly, otherwise through sudo.
 set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+with_bindings=false
+if [[ ${1:-} == --bindings ]]; then with_bindings=true; fi
 
 packages=(
   build-essential   # gcc, g++, make, binutils (nm, readelf)
@@ -17,6 +23,9 @@ packages=(
   zlib1g-dev              # examples/fashion_mnist reads the gzip-compressed IDX files
   dataset-fashion-mnist   # its data, in /usr/share/datasets/fashion-mnist
   gnuplot-nox             # its --compare plot (pngcairo terminal)
+  ccache                  # compiler cache: rebuilds in CI and development
+  abigail-tools           # abidiff: the ABI check against abi/libdescent.abi
+  clang-format            # scripts/check-format.sh
 )
 
 missing=()
@@ -27,7 +36,14 @@ for pkg in "${packages[@]}"; do
   fi
 done
 
+install_bindings() {
+  if $with_bindings; then
+    for lang in rust go python julia; do "$root/bindings/$lang/install-deps.sh"; done
+  fi
+}
+
 if [[ ${#missing[@]} -eq 0 ]]; then
+  install_bindings
   exit 0
 fi
 
@@ -45,3 +61,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
   apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+install_bindings

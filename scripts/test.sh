@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Runs the whole test suite from a fresh Debian 12 machine: installs the build dependencies,
-# configures and builds (shared + static library, tests, examples), then runs ctest.
+# Runs the whole test suite from a fresh Debian 12 machine: installs the dependencies (the
+# library's, the bindings' toolchains and packages), configures and builds once (shared + static
+# library, tests, examples, -Werror, debug info for the ABI check), then runs ctest: the C/C++
+# tests, the ABI check, the install consumers, the examples and the Rust, Go, Python and Julia
+# bindings with the cross-language conformance digests. Then the style check.
 # Extra arguments go to ctest, e.g.  scripts/test.sh -R install
 # The build directory is build/ in the repository, or $DESCENT_BUILD_DIR.
 set -euo pipefail
@@ -9,16 +12,24 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${DESCENT_BUILD_DIR:-$root/build}
 jobs=$(nproc 2>/dev/null || echo 2)
 
-"$root/scripts/install-deps.sh"
+"$root/scripts/install-deps.sh" --bindings
 
-cmake -S "$root" -B "$build_dir" \
+launcher=()
+if command -v ccache >/dev/null 2>&1; then
+  launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+cmake -S "$root" -B "$build_dir" "${launcher[@]}" \
   -DCMAKE_BUILD_TYPE=Release \
   -DDESCENT_BUILD_SHARED=ON \
   -DDESCENT_BUILD_STATIC=ON \
   -DDESCENT_BUILD_TESTS=ON \
   -DDESCENT_BUILD_EXAMPLES=ON \
-  -DDESCENT_WERROR=ON
+  -DDESCENT_WERROR=ON \
+  -DDESCENT_DEBUG_INFO=ON \
+  -DDESCENT_TEST_BINDINGS=ON
 cmake --build "$build_dir" -j"$jobs"
+
+"$root/scripts/check-format.sh"
 
 cd "$build_dir"
 ctest --output-on-failure -j"$jobs" "$@"

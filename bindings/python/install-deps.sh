@@ -8,7 +8,7 @@ venv=${DESCENT_PY_VENV:-$HOME/.cache/descent-py-venv}
 
 need=()
 for p in python3 python3-venv python3-pip python3-numpy python3-torch dataset-fashion-mnist cmake; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+  [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" == "install ok installed" ]] || need+=("$p")
 done
 if ((${#need[@]})); then
   echo "install-deps (python): apt-get install ${need[*]}"
