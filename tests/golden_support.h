@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "api_test_support.h"
 #include "descent/descent.h"
 #include "test_support.h"
 
@@ -34,7 +35,7 @@ inline descent_dtype dtype_of(const Json& c) {
 }
 
 // A tensor held as bytes in the case's dtype.
-struct Tensor {
+struct CaseTensor {
   descent_dtype dtype;
   std::vector<int64_t> shape;
   std::vector<unsigned char> bytes;
@@ -56,8 +57,8 @@ struct Tensor {
   }
 };
 
-inline Tensor tensor_from(const Json& t, descent_dtype dtype) {
-  Tensor out{dtype, t.at("shape").get<std::vector<int64_t>>(), {}};
+inline CaseTensor tensor_from(const Json& t, descent_dtype dtype) {
+  CaseTensor out{dtype, t.at("shape").get<std::vector<int64_t>>(), {}};
   const auto data = t.at("data").get<std::vector<double>>();
   out.bytes.resize(data.size() * (dtype == DESCENT_FLOAT64 ? 8 : 4));
   for (std::size_t i = 0; i < data.size(); ++i) {
@@ -95,17 +96,7 @@ inline std::vector<double> read_state(descent_optimizer* opt, const std::string&
   return out;
 }
 
-inline std::vector<std::string> state_keys(descent_optimizer* opt) {
-  size_t n = 0;
-  descent_optimizer_state_count(opt, &n);
-  std::vector<std::string> keys;
-  for (size_t i = 0; i < n; ++i) {
-    const char* k = nullptr;
-    descent_optimizer_state_key(opt, i, &k);
-    keys.emplace_back(k);
-  }
-  return keys;
-}
+using api_test::state_keys;  // the shared one (api_test_support.h)
 
 struct Tolerance {
   double rtol, atol;

@@ -83,7 +83,7 @@ void replay(const std::string& case_name, Form form) {
   std::unique_ptr<descent_optimizer, void (*)(descent_optimizer*)> guard(opt, descent_optimizer_free);
 
   std::vector<std::string> names;
-  std::map<std::string, golden::Tensor> params;
+  std::map<std::string, golden::CaseTensor> params;
   for (const auto& [name, t] : c.at("params").items()) {
     params.emplace(name, golden::tensor_from(t, dtype));
     const auto& p = params.at(name);
@@ -97,7 +97,7 @@ void replay(const std::string& case_name, Form form) {
   const auto& expected = c.at("expected");
   ASSERT_EQ(grads.size(), expected.size());
   for (size_t step = 0; step < grads.size(); ++step) {
-    std::vector<golden::Tensor> g;
+    std::vector<golden::CaseTensor> g;
     std::vector<const char*> n;
     std::vector<void*> pp;
     std::vector<const void*> gp;
@@ -152,7 +152,7 @@ void replay(const std::string& case_name, Form form) {
     const std::string where = case_name + " step " + std::to_string(step + 1) + " (" + form_name(form) + ")";
     const auto& exp = expected[step];
     for (const auto& [name, t] : exp.at("params").items()) {
-      const golden::Tensor& got = params.at(name);
+      const golden::CaseTensor& got = params.at(name);
       std::vector<double> got_v(got.numel());
       for (int64_t k = 0; k < got.numel(); ++k) got_v[k] = got.at(k);
       golden::expect_close(where, "params." + name, got_v,

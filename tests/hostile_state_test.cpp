@@ -18,7 +18,7 @@ Opt target(bool initialised) {
   Opt opt = create("adam", R"({"learning_rate": 0.01})");
   Model m;
   m.add("w", DESCENT_FLOAT32, {2, 3}).add("b", DESCENT_FLOAT32, {3});
-  m.declare(opt.get());
+  EXPECT_EQ(m.declare(opt.get()), DESCENT_OK);
   if (initialised) {
     m.fill_params(3);
     for (int s = 0; s < 2; ++s) {
@@ -47,8 +47,8 @@ std::vector<Entry> manifest() {
 // failure also a fresh message mentioning `mention` and no change at all.
 void check_load(descent_optimizer* opt, const Bytes& bytes, const std::string* path,
                 const std::string& status, const std::string& mention) {
-  const auto state = state_of(opt);
-  const auto hyper = hyper_of(opt);
+  const auto state = state_snapshot(opt);
+  const auto hyper = hyper_snapshot(opt);
   descent_optimizer_set_double(opt, "__no_such_key__", 0);  // leaves a message to be replaced
   const descent_status got = path ? descent_optimizer_load(opt, path->c_str())
                                   : descent_optimizer_load_from_buffer(opt, bytes.data(), bytes.size());
@@ -65,8 +65,8 @@ void check_load(descent_optimizer* opt, const Bytes& bytes, const std::string* p
     EXPECT_NE(message.find(*path), std::string::npos) << "message does not name the file: " << message;
   }
   EXPECT_EQ(message, descent_last_error());
-  EXPECT_EQ(state_of(opt), state) << "state changed";
-  EXPECT_EQ(hyper_of(opt), hyper) << "hyperparameters changed";
+  EXPECT_EQ(state_snapshot(opt), state) << "state changed";
+  EXPECT_EQ(hyper_snapshot(opt), hyper) << "hyperparameters changed";
 }
 
 class HostileState : public testing::TestWithParam<Entry> {};
@@ -108,13 +108,13 @@ TEST(HostileStateCorpus, EveryTruncationIsRefused) {
   for (const char* name : {"valid_mlx.safetensors", "valid_descent.safetensors"}) {
     const Bytes full = read_bytes(hostile_dir() + "/" + name);
     Opt opt = target(true);
-    const auto state = state_of(opt.get());
+    const auto state = state_snapshot(opt.get());
     for (std::size_t n = 0; n < full.size(); ++n) {
       const Bytes cut(full.begin(), full.begin() + static_cast<long>(n));
       const descent_status s = descent_optimizer_load_from_buffer(opt.get(), cut.data(), cut.size());
       ASSERT_EQ(s, DESCENT_ERR_CORRUPT) << name << " cut to " << n << " bytes: " << descent_status_name(s);
     }
-    EXPECT_EQ(state_of(opt.get()), state);
+    EXPECT_EQ(state_snapshot(opt.get()), state);
   }
 }
 
@@ -130,13 +130,13 @@ TEST(HostileStateCorpus, SingleByteCorruptionsLoadOrFailCleanly) {
         Bytes bad = full;
         bad[i] = v;
         Opt opt = target(true);
-        const auto state = state_of(opt.get());
+        const auto state = state_snapshot(opt.get());
         const descent_status s = descent_optimizer_load_from_buffer(opt.get(), bad.data(), bad.size());
         if (s == DESCENT_OK) {
           ++loaded;  // e.g. a changed data byte: still a valid file
         } else {
           ++refused;
-          ASSERT_EQ(state_of(opt.get()), state) << name << " byte " << i << " = " << int(v);
+          ASSERT_EQ(state_snapshot(opt.get()), state) << name << " byte " << i << " = " << int(v);
           ASSERT_STRNE(descent_optimizer_last_error(opt.get()), "");
         }
       }
@@ -154,11 +154,11 @@ TEST(HostileStateCorpus, HeaderOverTheSizeLimit) {
   big[8] = '{';
   big[8 + n - 1] = '}';
   Opt opt = target(true);
-  const auto state = state_of(opt.get());
+  const auto state = state_snapshot(opt.get());
   EXPECT_EQ(descent_optimizer_load_from_buffer(opt.get(), big.data(), big.size()), DESCENT_ERR_CORRUPT);
   EXPECT_NE(std::string(descent_optimizer_last_error(opt.get())).find("limit"), std::string::npos)
       << descent_optimizer_last_error(opt.get());
-  EXPECT_EQ(state_of(opt.get()), state);
+  EXPECT_EQ(state_snapshot(opt.get()), state);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -92,11 +93,17 @@ TEST_P(Hyperparameters, DefaultsMatchMlx) {
 TEST_P(Hyperparameters, EnumerationListsEveryKeyLearningRateFirst) {
   const std::string kind = GetParam();
   Handle h(kind.c_str());
-  if (kind == "adafactor" || kind == "muon") GTEST_SKIP() << "keys listed in " << kind << "_test.cpp";
+  // Adafactor's and Muon's full key lists (optional and descent-only keys included) are checked in
+  // adafactor_test.cpp and muon_test.cpp; here every kind lists learning_rate first, once.
+  const bool full_list = kind != "adafactor" && kind != "muon";
   const auto defaults = mlx_defaults(kind);
   size_t count = 0;
   DESCENT_ASSERT_OK(h, descent_optimizer_hyperparameter_count(h, &count));
-  ASSERT_EQ(count, defaults.size() + 1);
+  if (full_list) {
+    ASSERT_EQ(count, defaults.size() + 1);
+  } else {
+    ASSERT_GT(count, 1u);
+  }
   std::vector<std::string> names;
   for (size_t i = 0; i < count; ++i) {
     const char* name = nullptr;
@@ -106,7 +113,12 @@ TEST_P(Hyperparameters, EnumerationListsEveryKeyLearningRateFirst) {
   }
   std::vector<std::string> expected{"learning_rate"};
   for (const auto& d : defaults) expected.push_back(d.name);
-  EXPECT_EQ(names, expected);
+  if (full_list) {
+    EXPECT_EQ(names, expected);
+  } else {
+    EXPECT_EQ(names.front(), "learning_rate");
+    EXPECT_EQ(std::set<std::string>(names.begin(), names.end()).size(), names.size()) << "a key twice";
+  }
   // Names are owned by the library and stay valid across calls on the handle.
   const char* first = nullptr;
   DESCENT_ASSERT_OK(h, descent_optimizer_hyperparameter_name(h, 0, &first));

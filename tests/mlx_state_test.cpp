@@ -45,7 +45,7 @@ TEST_P(MlxState, LoadsAndContinuesLikeMlx) {
   ASSERT_EQ(descent_optimizer_configure_json(opt, c.at("config").dump().c_str()), DESCENT_OK)
       << descent_optimizer_last_error(opt);
 
-  std::map<std::string, golden::Tensor> params;
+  std::map<std::string, golden::CaseTensor> params;
   std::vector<std::string> names;
   for (const auto& [name, t] : c.at("params_at_save").items()) {
     params.emplace(name, golden::tensor_from(t, dtype));
@@ -63,7 +63,7 @@ TEST_P(MlxState, LoadsAndContinuesLikeMlx) {
   ASSERT_EQ(continuation.size(), 3u);
   for (std::size_t step = 0; step < continuation.size(); ++step) {
     const auto& s = continuation[step];
-    std::vector<golden::Tensor> g;
+    std::vector<golden::CaseTensor> g;
     std::vector<const char*> n;
     std::vector<void*> pp;
     std::vector<const void*> gp;
@@ -80,7 +80,7 @@ TEST_P(MlxState, LoadsAndContinuesLikeMlx) {
 
     const std::string where = GetParam() + " continuation step " + std::to_string(step + 1);
     for (const auto& [name, t] : s.at("params").items()) {
-      const golden::Tensor& got = params.at(name);
+      const golden::CaseTensor& got = params.at(name);
       std::vector<double> v(static_cast<std::size_t>(got.numel()));
       for (int64_t k = 0; k < got.numel(); ++k) v[static_cast<std::size_t>(k)] = got.at(k);
       golden::expect_close(where, "params." + name, v, t.at("data").get<std::vector<double>>(), tol);

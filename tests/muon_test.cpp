@@ -785,7 +785,7 @@ TEST(MuonGolden, ThreeGemmPathAlsoMatchesMlx) {
     std::unique_ptr<descent_optimizer, void (*)(descent_optimizer*)> opt(raw, descent_optimizer_free);
     ASSERT_EQ(descent_optimizer_set_string(raw, "ns_impl", "gemm"), DESCENT_OK);
     std::vector<std::string> names;
-    std::vector<golden::Tensor> params;
+    std::vector<golden::CaseTensor> params;
     for (const auto& [key, t] : c.at("params").items()) {
       params.push_back(golden::tensor_from(t, dtype));
       ASSERT_EQ(descent_optimizer_add_parameter(raw, key.c_str(), dtype, params.back().shape.size(),
@@ -794,7 +794,7 @@ TEST(MuonGolden, ThreeGemmPathAlsoMatchesMlx) {
       names.push_back(key);
     }
     for (size_t step = 0; step < c.at("grads").size(); ++step) {
-      std::vector<golden::Tensor> g;
+      std::vector<golden::CaseTensor> g;
       std::vector<const char*> n;
       std::vector<void*> pp;
       std::vector<const void*> gp;

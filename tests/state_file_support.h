@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "api_test_support.h"
 #include "descent/descent.h"
 #include "test_support.h"
 
@@ -44,180 +45,16 @@ inline Opt create(const char* kind, const char* config = nullptr) {
   return Opt(o);
 }
 
-#define STATE_ASSERT_OK(opt, expr)                                                           \
-  do {                                                                                       \
-    const descent_status s_ = (expr);                                                        \
-    ASSERT_EQ(s_, DESCENT_OK) << #expr << " -> " << descent_status_name(s_) << ": "          \
-                              << ((opt) ? descent_optimizer_last_error(opt) : descent_last_error()); \
-  } while (0)
 
-inline std::size_t dtype_size(descent_dtype d) { return d == DESCENT_FLOAT32 ? 4 : 8; }
-
-// ---- models: named tensors with deterministic contents ---------------------------------------------
-
-inline double uniform(uint64_t seed) {  // splitmix64 -> [-1, 1)
-  uint64_t z = seed + 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return static_cast<double>(z >> 11) * (2.0 / 9007199254740992.0) - 1.0;
-}
-
-struct Tensor {
-  std::string name;
-  descent_dtype dtype;
-  std::vector<int64_t> shape;
-  int64_t numel = 1;
-  Bytes param, grad;
-
-  Tensor(std::string n, descent_dtype d, std::vector<int64_t> s)
-      : name(std::move(n)), dtype(d), shape(std::move(s)) {
-    for (int64_t x : shape) numel *= x;
-    param.assign(static_cast<std::size_t>(numel) * dtype_size(dtype), 0);
-    grad = param;
-  }
-  void set(Bytes& b, int64_t i, double v) const {
-    if (dtype == DESCENT_FLOAT32) {
-      const float f = static_cast<float>(v);
-      std::memcpy(b.data() + i * 4, &f, 4);
-    } else {
-      std::memcpy(b.data() + i * 8, &v, 8);
-    }
-  }
-};
-
-struct Model {
-  std::vector<Tensor> tensors;
-
-  Model& add(const std::string& name, descent_dtype dtype, std::vector<int64_t> shape) {
-    tensors.emplace_back(name, dtype, std::move(shape));
-    return *this;
-  }
-  void declare(descent_optimizer* opt) const {
-    for (const auto& t : tensors)
-      EXPECT_EQ(descent_optimizer_add_parameter(opt, t.name.c_str(), t.dtype, t.shape.size(),
-                                                t.shape.empty() ? nullptr : t.shape.data()),
-                DESCENT_OK)
-          << t.name << ": " << descent_optimizer_last_error(opt);
-  }
-  void fill_params(uint64_t seed) {
-    for (std::size_t k = 0; k < tensors.size(); ++k)
-      for (int64_t i = 0; i < tensors[k].numel; ++i)
-        tensors[k].set(tensors[k].param, i, uniform(seed * 7919 + k * 104729 + i));
-  }
-  void fill_grads(uint64_t seed) {
-    for (std::size_t k = 0; k < tensors.size(); ++k)
-      for (int64_t i = 0; i < tensors[k].numel; ++i)
-        tensors[k].set(tensors[k].grad, i, uniform(seed * 6997 + k * 130363 + i + 17));
-  }
-  descent_status update(descent_optimizer* opt) {
-    std::vector<const char*> names;
-    std::vector<void*> params;
-    std::vector<const void*> grads;
-    for (auto& t : tensors) {
-      names.push_back(t.name.c_str());
-      params.push_back(t.param.empty() ? nullptr : t.param.data());
-      grads.push_back(t.grad.empty() ? nullptr : t.grad.data());
-    }
-    return descent_optimizer_update(opt, names.size(), names.data(), nullptr, nullptr,
-                                    params.data(), grads.data());
-  }
-  std::vector<Bytes> params() const {
-    std::vector<Bytes> out;
-    for (const auto& t : tensors) out.push_back(t.param);
-    return out;
-  }
-};
-
-// ---- snapshots -----------------------------------------------------------------------------------
-
-struct Slot {
-  std::string key;
-  descent_dtype dtype;
-  std::vector<int64_t> shape;
-  Bytes bytes;
-  bool operator==(const Slot& o) const {
-    return key == o.key && dtype == o.dtype && shape == o.shape && bytes == o.bytes;
-  }
-};
-inline std::ostream& operator<<(std::ostream& os, const Slot& s) {
-  return os << s.key << " (dtype " << s.dtype << ", " << s.shape.size() << " dims, "
-            << s.bytes.size() << " bytes)";
-}
-
-inline std::vector<Slot> state_of(const descent_optimizer* opt) {
-  std::vector<Slot> out;
-  std::size_t n = 0;
-  EXPECT_EQ(descent_optimizer_state_count(opt, &n), DESCENT_OK);
-  for (std::size_t i = 0; i < n; ++i) {
-    const char* key = nullptr;
-    EXPECT_EQ(descent_optimizer_state_key(opt, i, &key), DESCENT_OK);
-    if (!key) break;
-    Slot s{key, DESCENT_FLOAT32, {}, {}};
-    std::size_t ndim = 0;
-    int64_t shape[DESCENT_MAX_NDIM];
-    EXPECT_EQ(descent_optimizer_state_info(opt, key, &s.dtype, &ndim, shape, DESCENT_MAX_NDIM),
-              DESCENT_OK);
-    s.shape.assign(shape, shape + ndim);
-    int64_t count = 1;
-    for (auto d : s.shape) count *= d;
-    s.bytes.assign(static_cast<std::size_t>(count) * dtype_size(s.dtype), 0);
-    EXPECT_EQ(descent_optimizer_state_get(opt, s.key.c_str(), s.dtype,
-                                          s.bytes.empty() ? nullptr : s.bytes.data(),
-                                          static_cast<std::size_t>(count)),
-              DESCENT_OK)
-        << s.key << ": " << descent_optimizer_last_error(opt);
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
-// Every hyperparameter as "name=<type>:<value bits>".
-inline std::vector<std::string> hyper_of(const descent_optimizer* opt) {
-  std::vector<std::string> out;
-  std::size_t n = 0;
-  EXPECT_EQ(descent_optimizer_hyperparameter_count(opt, &n), DESCENT_OK);
-  for (std::size_t i = 0; i < n; ++i) {
-    const char* name = nullptr;
-    EXPECT_EQ(descent_optimizer_hyperparameter_name(opt, i, &name), DESCENT_OK);
-    if (!name) break;
-    descent_value_type type = DESCENT_VALUE_NONE;
-    EXPECT_EQ(descent_optimizer_hyperparameter_type(opt, name, &type), DESCENT_OK);
-    std::string entry = std::string(name) + "=" + std::to_string(static_cast<int>(type)) + ":";
-    if (type == DESCENT_VALUE_DOUBLE) {
-      double d = 0;
-      descent_optimizer_get_double(opt, name, &d);
-      uint64_t bits;
-      std::memcpy(&bits, &d, 8);
-      entry += std::to_string(bits);
-    } else if (type == DESCENT_VALUE_INT) {
-      int64_t v = 0;
-      descent_optimizer_get_int(opt, name, &v);
-      entry += std::to_string(v);
-    } else if (type == DESCENT_VALUE_BOOL) {
-      bool b = false;
-      descent_optimizer_get_bool(opt, name, &b);
-      entry += b ? "true" : "false";
-    } else if (type == DESCENT_VALUE_DOUBLE_ARRAY) {
-      double v[64];
-      std::size_t count = 0;
-      descent_optimizer_get_doubles(opt, name, v, 64, &count);
-      for (std::size_t k = 0; k < count && k < 64; ++k) {
-        uint64_t bits;
-        std::memcpy(&bits, &v[k], 8);
-        entry += std::to_string(bits) + ",";
-      }
-    }
-    out.push_back(entry);
-  }
-  return out;
-}
-
-inline uint64_t step_of(const descent_optimizer* opt) {
-  uint64_t step = ~0ull;
-  EXPECT_EQ(descent_optimizer_state_get(opt, "step", DESCENT_UINT64, &step, 1), DESCENT_OK);
-  return step;
-}
+// Tensors, models and snapshots are the shared ones (api_test_support.h).
+using api_test::dtype_size;
+using api_test::hyper_snapshot;
+using api_test::Model;
+using api_test::Slot;
+using api_test::state_snapshot;
+using api_test::step_of;
+using api_test::Tensor;
+using api_test::uniform;
 
 inline Bytes save_buffer(const descent_optimizer* opt) {
   std::size_t size = 0;
