@@ -84,19 +84,50 @@ func Version() string { return C.GoString(C.descent_version_string()) }
 // VersionNumber is the library's MAJOR*10000 + MINOR*100 + PATCH.
 func VersionNumber() int { return int(C.descent_version_number()) }
 
-// Kinds lists the optimizer kinds New accepts, in the library's order.
+// Kinds lists the optimizer kinds New accepts, in the library's order ("multi" last).
 func Kinds() []string {
-	// TODO(descent 1.x): the library is getting descent_kind_count/descent_kind_name; then this
-	// becomes `return libraryKinds()` (kinds.go) — a one-line change.
-	return []string{"sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "adamax", "lion",
-		"adafactor", "muon", "multi"}
+	n := int(C.descent_kind_count())
+	kinds := make([]string, 0, n)
+	for i := 0; i < n; i++ {
+		if name := C.descent_kind_name(C.size_t(i)); name != nil {
+			kinds = append(kinds, C.GoString(name))
+		}
+	}
+	return kinds
 }
 
-type paramInfo struct {
-	name  string
-	dtype DType
-	shape []int64
-	numel int
+// ParameterInfo describes a declared parameter, as the library holds it.
+type ParameterInfo struct {
+	Name  string
+	DType DType
+	Shape []int64 // empty for a scalar
+}
+
+// Numel is the number of elements (1 for a scalar).
+func (p ParameterInfo) Numel() int {
+	n := 1
+	for _, d := range p.Shape {
+		n *= int(d)
+	}
+	return n
+}
+
+// parameterInfo reads parameter i of p (under the caller's lock).
+func parameterInfo(p *C.descent_optimizer, i int, out *ParameterInfo) C.descent_status {
+	var name *C.char
+	var dtype C.descent_dtype
+	var ndim C.size_t
+	var shape [C.DESCENT_MAX_NDIM]C.int64_t
+	if st := C.descent_optimizer_parameter_info(p, C.size_t(i), &name, &dtype, &ndim, &shape[0], C.size_t(len(shape))); st != 0 {
+		return st
+	}
+	out.Name = C.GoString(name)
+	out.DType = DType(dtype)
+	out.Shape = make([]int64, int(ndim))
+	for d := range out.Shape {
+		out.Shape[d] = int64(shape[d])
+	}
+	return 0
 }
 
 // handle is what an optimizer and its borrowed group handles share: the owned C pointer, the
@@ -106,7 +137,6 @@ type handle struct {
 	ptr    *C.descent_optimizer
 	closed bool
 	cs     *callState
-	params []paramInfo // declared parameters, in index order (the C API cannot list them)
 }
 
 // Optimizer is a descent optimizer, or a borrowed handle on one group of a multi optimizer
@@ -468,15 +498,27 @@ func (o *Optimizer) AddParameter(name string, dtype DType, shape ...int64) (int,
 		if st := C.descent_optimizer_add_parameter(p, k, C.descent_dtype(dtype), C.size_t(len(shape)), sp); st != 0 {
 			return st
 		}
-		numel := 1
-		for _, d := range shape {
-			numel *= int(d)
+		var n C.size_t
+		if st := C.descent_optimizer_parameter_count(p, &n); st != 0 {
+			return st
 		}
-		index = len(o.h.params)
-		o.h.params = append(o.h.params, paramInfo{name: name, dtype: dtype, shape: append([]int64(nil), shape...), numel: numel})
+		index = int(n) - 1
 		return 0
 	})
 	return index, err
+}
+
+// Parameter describes declared parameter i (declaration order): its name, dtype and shape.
+func (o *Optimizer) Parameter(i int) (ParameterInfo, error) {
+	if i < 0 {
+		return ParameterInfo{}, bindingError(StatusInvalidArgument, fmt.Sprintf("descent (Go): parameter index %d is negative", i))
+	}
+	var info ParameterInfo
+	err := o.call(func(p *C.descent_optimizer) C.descent_status { return parameterInfo(p, i, &info) })
+	if err != nil {
+		return ParameterInfo{}, err
+	}
+	return info, nil
 }
 
 // ParameterCount is the number of declared parameters.

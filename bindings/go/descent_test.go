@@ -96,6 +96,48 @@ func TestVersionAndKinds(t *testing.T) {
 	}
 }
 
+// Parameter reports the declarations as the library holds them.
+func TestParameterInfo(t *testing.T) {
+	o := newOpt(t, "sgd", `{"learning_rate": 0.5}`)
+	if i := get(o.AddParameter("layers.0.weight", Float32, 8, 6)).of(t); i != 0 {
+		t.Fatalf("index %d", i)
+	}
+	if i := get(o.AddParameter("scale", Float64)).of(t); i != 1 {
+		t.Fatalf("index %d", i)
+	}
+	w := get(o.Parameter(0)).of(t)
+	if w.Name != "layers.0.weight" || w.DType != Float32 || len(w.Shape) != 2 || w.Shape[0] != 8 || w.Shape[1] != 6 || w.Numel() != 48 {
+		t.Fatalf("parameter 0: %+v", w)
+	}
+	s := get(o.Parameter(1)).of(t)
+	if s.Name != "scale" || s.DType != Float64 || len(s.Shape) != 0 || s.Numel() != 1 {
+		t.Fatalf("parameter 1: %+v", s)
+	}
+	// a refused declaration leaves no trace; past the end and negative are errors
+	_, err := o.AddParameter("scale", Float32, 2)
+	wantErr(t, err, StatusDuplicate)
+	_, err = o.Parameter(2)
+	wantErr(t, err, StatusInvalidArgument)
+	_, err = o.Parameter(-1)
+	wantErr(t, err, StatusInvalidArgument)
+	if n := get(o.ParameterCount()).of(t); n != 2 {
+		t.Fatalf("count %d", n)
+	}
+	// a Flat describes the same declarations
+	f := get(o.NewFlat()).of(t)
+	if f.Len() != 2 || f.Name(0) != w.Name || f.DType(1) != Float64 || len(f.Shape(0)) != 2 || len(f.Float32s(0)) != 48 {
+		t.Fatal("flat layout description")
+	}
+	// a multi optimizer's declarations too
+	m := get(NewMuonAdamW(`{"learning_rate": 0.02}`, `{"learning_rate": 0.01}`)).of(t)
+	t.Cleanup(func() { m.Close() })
+	get(m.AddParameter("layer.weight", Float32, 4, 3)).of(t)
+	get(m.AddParameter("layer.bias", Float32, 3)).of(t)
+	if b := get(m.Parameter(1)).of(t); b.Name != "layer.bias" || len(b.Shape) != 1 || b.Shape[0] != 3 {
+		t.Fatalf("multi parameter 1: %+v", b)
+	}
+}
+
 // SGD without momentum: p - lr*g, exact for these values; in all three update forms.
 func TestSGDClosedFormAllForms(t *testing.T) {
 	p0, g := []float32{1, 2, 3}, []float32{0.5, -1, 2}

@@ -1,3 +1,3 @@
-module github.com/descent/descent/bindings/go
+module github.com/descent-ml/descent/bindings/go
 
 go 1.21

@@ -46,7 +46,8 @@ func dataPtr[T any](s []T) unsafe.Pointer {
 type Flat struct {
 	words   []uint64
 	size    int
-	params  []paramInfo
+	params  []ParameterInfo // as the library reported them when the Flat was made
+	numels  []int
 	offsets []int
 }
 
@@ -60,9 +61,18 @@ func (o *Optimizer) NewFlat() (*Flat, error) {
 			return st
 		}
 		f.size = int(size)
-		f.params = append([]paramInfo(nil), o.h.params...)
-		f.offsets = make([]int, len(f.params))
+		var n C.size_t
+		if st := C.descent_optimizer_parameter_count(p, &n); st != 0 {
+			return st
+		}
+		f.params = make([]ParameterInfo, int(n))
+		f.numels = make([]int, int(n))
+		f.offsets = make([]int, int(n))
 		for i := range f.params {
+			if st := parameterInfo(p, i, &f.params[i]); st != 0 {
+				return st
+			}
+			f.numels[i] = f.params[i].Numel()
 			var off C.size_t
 			if st := C.descent_optimizer_flat_offset(p, C.size_t(i), &off); st != 0 {
 				return st
@@ -85,10 +95,10 @@ func (f *Flat) Len() int { return len(f.params) }
 func (f *Flat) Size() int { return f.size }
 
 // Name, DType, Shape and Offset describe parameter i.
-func (f *Flat) Name(i int) string   { return f.params[i].name }
-func (f *Flat) DType(i int) DType   { return f.params[i].dtype }
+func (f *Flat) Name(i int) string   { return f.params[i].Name }
+func (f *Flat) DType(i int) DType   { return f.params[i].DType }
 func (f *Flat) Offset(i int) int    { return f.offsets[i] }
-func (f *Flat) Shape(i int) []int64 { return append([]int64(nil), f.params[i].shape...) }
+func (f *Flat) Shape(i int) []int64 { return append([]int64(nil), f.params[i].Shape...) }
 
 // Bytes is the whole buffer (padding included).
 func (f *Flat) Bytes() []byte {
@@ -99,8 +109,8 @@ func (f *Flat) Bytes() []byte {
 }
 
 func (f *Flat) view(i int, want DType) unsafe.Pointer {
-	if f.params[i].dtype != want {
-		panic(fmt.Sprintf("descent: parameter %d (%s) is %v, not %v", i, f.params[i].name, f.params[i].dtype, want))
+	if f.params[i].DType != want {
+		panic(fmt.Sprintf("descent: parameter %d (%s) is %v, not %v", i, f.params[i].Name, f.params[i].DType, want))
 	}
 	return unsafe.Pointer(&f.words[f.offsets[i]/8])
 }
@@ -108,7 +118,7 @@ func (f *Flat) view(i int, want DType) unsafe.Pointer {
 // Float32s is a view of parameter i, which must be float32 (else it panics, like an index out of
 // range). Its capacity equals its length, so append never writes into a neighbour.
 func (f *Flat) Float32s(i int) []float32 {
-	n := f.params[i].numel
+	n := f.numels[i]
 	if n == 0 {
 		return []float32{}
 	}
@@ -117,7 +127,7 @@ func (f *Flat) Float32s(i int) []float32 {
 
 // Float64s is a view of parameter i, which must be float64 (else it panics).
 func (f *Flat) Float64s(i int) []float64 {
-	n := f.params[i].numel
+	n := f.numels[i]
 	if n == 0 {
 		return []float64{}
 	}
@@ -152,9 +162,9 @@ func (f *Flat) ClipGradNorm(maxNorm float64) (float64, error) {
 		pin.Pin(&f.words[0]) // pins the whole buffer: the pointers below point into it
 	}
 	for i, p := range f.params {
-		dtypes[i] = C.descent_dtype(p.dtype)
-		numels[i] = C.int64_t(p.numel)
-		if p.numel > 0 {
+		dtypes[i] = C.descent_dtype(p.DType)
+		numels[i] = C.int64_t(f.numels[i])
+		if f.numels[i] > 0 {
 			ptrs[i] = unsafe.Add(unsafe.Pointer(&f.words[0]), f.offsets[i])
 		}
 	}

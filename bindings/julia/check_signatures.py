@@ -67,6 +67,7 @@ RETURN_TYPES = {
     "void": {"Cvoid", "Nothing"},
     "descent_status": {"Cuint"},
     "unsigned": {"Cuint"},
+    "size_t": {"Csize_t"},
     "const char*": {"Cstring", "Ptr{UInt8}"},
 }
 # Types that are whole words in C declarations (so a trailing word after them is a name).

@@ -75,6 +75,11 @@ class MutatedCopies(unittest.TestCase):
                     "ccall((:descent_optimizer_free, libdescent), Cint")
         self.assertCaught("descent_optimizer_free: returns C 'void'")
 
+    def test_size_t_return_as_cuint(self):
+        self.mutate("capi.jl", "ccall((:descent_kind_count, libdescent), Csize_t",
+                    "ccall((:descent_kind_count, libdescent), Cuint")
+        self.assertCaught("descent_kind_count: returns C 'size_t'")
+
     def test_type_count_differs_from_values(self):
         self.mutate("capi.jl", "(Ptr{Cvoid}, Cstring), opt, json)", "(Ptr{Cvoid}, Cstring), opt)")
         self.assertCaught("descent_optimizer_configure_json: 2 argument types but 1 values passed")
@@ -99,7 +104,7 @@ class MutatedCopies(unittest.TestCase):
     def test_header_function_added(self):
         header = os.path.join(self.tmp, "descent.h")
         text = open(check_signatures.DEFAULT_HEADER, encoding="utf-8").read()
-        text = text.replace("#ifdef __cplusplus\n}", "DESCENT_API size_t descent_kind_count(void);\n"
+        text = text.replace("#ifdef __cplusplus\n}", "DESCENT_API size_t descent_future_count(void);\n"
                             "#ifdef __cplusplus\n}")
         open(header, "w", encoding="utf-8").write(text)
         files = sorted(glob.glob(os.path.join(self.tmp, "*.jl")))
@@ -107,7 +112,7 @@ class MutatedCopies(unittest.TestCase):
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             rc = check_signatures.main(["--header", header, *files])
         self.assertEqual(rc, 1)
-        self.assertIn("header function descent_kind_count has no ccall wrapper", err.getvalue())
+        self.assertIn("header function descent_future_count has no ccall wrapper", err.getvalue())
 
 
 if __name__ == "__main__":

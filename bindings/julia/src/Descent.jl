@@ -7,12 +7,12 @@ __precompile__(false)
 
 module Descent
 
-export DescentError, Optimizer, FlatBuffer, configure!, add_parameter!, parameter_count,
-       parameter_index, init!, update!, hyperparameters, hyperparameter_type, unset!,
-       state_keys, state_info, state, state!, savestate, loadstate!, set_schedule!,
-       clear_schedule!, schedule_value, add_group!, group_count, group, filter_name!,
-       filter_ndim!, filter_callback!, exclude_name!, parameter_group, muon_adamw,
-       clip_grad_norm!, kind, kinds
+export DescentError, Optimizer, FlatBuffer, ParameterInfo, configure!, add_parameter!,
+       parameter_count, parameter_index, parameter_info, init!, update!, hyperparameters,
+       hyperparameter_type, unset!, state_keys, state_info, state, state!, savestate,
+       loadstate!, set_schedule!, clear_schedule!, schedule_value, add_group!, group_count,
+       group, filter_name!, filter_ndim!, filter_callback!, exclude_name!, parameter_group,
+       muon_adamw, clip_grad_norm!, kind, kinds
 
 const libdescent = get(ENV, "DESCENT_LIBRARY", "libdescent.so.1")
 

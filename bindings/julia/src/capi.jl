@@ -2,7 +2,7 @@
 # argument order. Every `ccall` of the package is in this file; bindings/julia/check_signatures.py
 # compares each one with the header in CI. Type map (docs: bindings/julia/README.md):
 #   descent_status / descent_dtype / descent_value_type / unsigned -> Cuint (never @enum)
-#   size_t -> Csize_t, int64_t -> Int64, uint64_t -> UInt64, double -> Cdouble, bool -> Bool
+#   size_t -> Csize_t (also returned), int64_t -> Int64, uint64_t -> UInt64, double -> Cdouble, bool -> Bool
 #   const char* (in) -> Cstring, const char* (returned) -> Ptr{UInt8}, char* buffers -> Ptr{UInt8}
 #   descent_optimizer* -> Ptr{Cvoid} (an `Optimizer` converts itself and is rooted by ccall)
 #   descent_optimizer** -> Ref{Ptr{Cvoid}}, T* out -> Ref{T} or Ptr{T}, callbacks -> Ptr{Cvoid}
@@ -12,6 +12,8 @@ descent_version_number() = ccall((:descent_version_number, libdescent), Cuint, (
 descent_version_string() = ccall((:descent_version_string, libdescent), Ptr{UInt8}, ())
 descent_status_name(status) = ccall((:descent_status_name, libdescent), Ptr{UInt8}, (Cuint,), status)
 descent_dtype_name(dtype) = ccall((:descent_dtype_name, libdescent), Ptr{UInt8}, (Cuint,), dtype)
+descent_kind_count() = ccall((:descent_kind_count, libdescent), Csize_t, ())
+descent_kind_name(index) = ccall((:descent_kind_name, libdescent), Ptr{UInt8}, (Csize_t,), index)
 # Wrapped for completeness only: thread-local, wrong under migrating tasks. Nothing calls it.
 descent_last_error() = ccall((:descent_last_error, libdescent), Ptr{UInt8}, ())
 
@@ -81,6 +83,10 @@ descent_optimizer_add_parameter(opt, name, dtype, ndim, shape) =
 descent_optimizer_parameter_count(opt, out) =
     ccall((:descent_optimizer_parameter_count, libdescent), Cuint,
           (Ptr{Cvoid}, Ref{Csize_t}), opt, out)
+descent_optimizer_parameter_info(opt, index, name, dtype, ndim, shape, capacity) =
+    ccall((:descent_optimizer_parameter_info, libdescent), Cuint,
+          (Ptr{Cvoid}, Csize_t, Ref{Ptr{UInt8}}, Ref{Cuint}, Ref{Csize_t}, Ptr{Int64}, Csize_t),
+          opt, index, name, dtype, ndim, shape, capacity)
 descent_optimizer_parameter_index(opt, name, out) =
     ccall((:descent_optimizer_parameter_index, libdescent), Cuint,
           (Ptr{Cvoid}, Cstring, Ref{Csize_t}), opt, name, out)

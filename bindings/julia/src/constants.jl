@@ -69,15 +69,10 @@ function eltype_of(dtype::Cuint)
     throw(ArgumentError("dtype $(dtype) ($(dtype_name(dtype))) has no Julia element type here"))
 end
 
-# The kinds of optimizer. When descent_kind_count/descent_kind_name reach the header, this becomes
-# `kinds() = [unsafe_string(descent_kind_name(i)) for i in 0:descent_kind_count()-1]` (plus the
-# two ccall wrappers in capi.jl, which check_signatures.py will then demand).
-const KINDS = ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "adamax", "lion",
-               "adafactor", "muon", "multi")
-
 """
     kinds() -> Vector{String}
 
-The names of the optimizer kinds `Optimizer(kind)` accepts.
+The names of the optimizer kinds `Optimizer(kind)` accepts, in the library's order ("multi" last),
+from the library (descent_kind_count / descent_kind_name).
 """
-kinds() = collect(String, KINDS)
+kinds() = String[unsafe_string(descent_kind_name(i)) for i in 0:Int(descent_kind_count())-1]

@@ -34,15 +34,13 @@ struct FlatBuffer
 end
 
 function FlatBuffer(opt::Optimizer)
-    n = parameter_count(opt)
-    length(opt.params) == n ||
-        throw(ArgumentError("FlatBuffer needs the optimizer the parameters were declared on"))
+    infos = _parameters(opt)
     sz = flat_size(opt)
     mem = zeros(UInt8, sz + DESCENT_FLAT_ALIGNMENT)
     addr = UInt(pointer(mem))
     first = 1 + Int((DESCENT_FLAT_ALIGNMENT - addr % DESCENT_FLAT_ALIGNMENT) % DESCENT_FLAT_ALIGNMENT)
     arrays = AbstractArray[]
-    for (i, p) in enumerate(opt.params)
+    for (i, p) in enumerate(infos)
         off = flat_offset(opt, i)
         nbytes = sizeof(p.eltype) * prod(p.dims)
         bytes = view(mem, first+off:first+off+nbytes-1)

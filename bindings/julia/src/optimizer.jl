@@ -5,10 +5,17 @@ mutable struct CallbackHolder
     error::Any   # a CapturedException left by a failed call of f, until the ccall reports it
 end
 
-struct ParamInfo
+"""
+    ParameterInfo(name, eltype, dims)
+
+A declared parameter as the library holds it (see `parameter_info`): its `name`, `eltype`
+(Float32 or Float64) and `dims`, the Julia (column-major) dimensions, i.e. the declared shape
+reversed (see `add_parameter!`).
+"""
+struct ParameterInfo
     name::String
     eltype::DataType
-    dims::Tuple{Vararg{Int}}  # Julia (column-major) dimensions; declared to descent reversed
+    dims::Tuple{Vararg{Int}}
 end
 
 """
@@ -25,14 +32,16 @@ one task at a time (guard it with a lock if tasks share it); distinct optimizers
 mutable struct Optimizer
     handle::Ptr{Cvoid}
     parent::Union{Nothing,Optimizer}  # the multi optimizer owning a borrowed group handle
-    params::Vector{ParamInfo}          # declared parameters, in declaration order
+    # What parameter_info reported, by index: a cache for the per-step dimension checks, filled
+    # from the library on demand (parameters are only ever added and indices never change).
+    params::Vector{ParameterInfo}
     # Callback objects, rooted here for as long as the library may call them. free_user_data is
     # always C_NULL: the library's release happens in descent_optimizer_free, possibly from a
     # finalizer, where Julia code must not take locks or yield (ffi-findings.md §5).
     schedules::Dict{UInt,CallbackHolder}  # by the address of the handle they are attached to
     filters::Vector{CallbackHolder}
     function Optimizer(handle::Ptr{Cvoid}, parent::Union{Nothing,Optimizer})
-        opt = new(handle, parent, ParamInfo[], Dict{UInt,CallbackHolder}(), CallbackHolder[])
+        opt = new(handle, parent, ParameterInfo[], Dict{UInt,CallbackHolder}(), CallbackHolder[])
         parent === nothing && finalizer(_finalize, opt)
         return opt
     end
@@ -307,7 +316,6 @@ function add_parameter!(opt::Optimizer, name::AbstractString, ::Type{T},
     shape = Int64[d for d in reverse(jdims)]
     nm = String(name)
     _check(opt, descent_optimizer_add_parameter(opt, nm, dtype_of(T), length(shape), shape))
-    push!(opt.params, ParamInfo(nm, T, jdims))
     return parameter_count(opt)
 end
 add_parameter!(opt::Optimizer, name::AbstractString, ::Type{T}, dims::Integer...) where {T} =
@@ -322,6 +330,37 @@ function parameter_count(opt::Optimizer)
     n = Ref{Csize_t}(0)
     _check(opt, descent_optimizer_parameter_count(opt, n))
     return Int(n[])
+end
+
+"""
+    parameter_info(opt, i) -> ParameterInfo
+
+Declared parameter `i` (1-based): name, element type and Julia dimensions, read from the library
+(descent_optimizer_parameter_info).
+"""
+function parameter_info(opt::Optimizer, i::Integer)
+    i >= 1 || throw(ArgumentError("parameter indices are 1-based; got $i"))
+    name = Ref{Ptr{UInt8}}(C_NULL)
+    dt = Ref{Cuint}(0)
+    nd = Ref{Csize_t}(0)
+    shape = zeros(Int64, DESCENT_MAX_NDIM)
+    nm = GC.@preserve opt begin  # the name is owned by the handle: copy it while opt lives
+        _check(opt, descent_optimizer_parameter_info(opt, i - 1, name, dt, nd, shape,
+                                                     length(shape)))
+        unsafe_string(name[])
+    end
+    dims = Tuple(Int(shape[k]) for k in Int(nd[]):-1:1)
+    return ParameterInfo(nm, eltype_of(dt[]), dims)
+end
+
+# The cache of parameter_info, brought up to date with the library (one ccall when nothing new
+# was declared).
+function _parameters(opt::Optimizer)
+    n = parameter_count(opt)
+    for i in length(opt.params)+1:n
+        push!(opt.params, parameter_info(opt, i))
+    end
+    return opt.params
 end
 
 """
@@ -374,6 +413,7 @@ function _array_pointer(a, what)
 end
 
 function _check_dims(opt::Optimizer, index::Int, p, what)
+    index > length(opt.params) && _parameters(opt)        # declared since the last look
     1 <= index <= length(opt.params) || return nothing  # the library reports a bad index
     info = opt.params[index]
     if ndims(p) != 1 && size(p) != info.dims
@@ -447,6 +487,10 @@ function update!(opt::Optimizer, names::AbstractVector{<:AbstractString},
     GC.@preserve strs params grads begin
         ptrs = Ptr{UInt8}[pointer(s) for s in strs]
         idx = [findfirst(p -> p.name == s, opt.params) for s in strs]
+        if !all(i -> i !== nothing, idx)                  # declared since the last look?
+            _parameters(opt)
+            idx = [findfirst(p -> p.name == s, opt.params) for s in strs]
+        end
         known = all(i -> i !== nothing, idx)
         dts, numels, ps, gs = _tensor_arrays(opt, known ? idx : nothing, params, grads)
         _check(opt, descent_optimizer_update(opt, length(ptrs), ptrs, dts, numels, ps, gs))

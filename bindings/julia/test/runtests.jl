@@ -12,6 +12,33 @@ const D = Descent
     @test D.status_name(D.DESCENT_ERR_UNKNOWN_KEY) == "DESCENT_ERR_UNKNOWN_KEY"
     @test D.dtype_name(D.DESCENT_FLOAT32) == "float32"
     @test "muon" in kinds() && "multi" in kinds()
+    @test length(kinds()) == 11 && kinds()[1] == "sgd" && kinds()[end] == "multi"
+end
+
+@testset "parameter_info: the library's declarations" begin
+    opt = Optimizer("sgd"; learning_rate=0.5)
+    @test add_parameter!(opt, "layers.0.weight", Float32, 2, 3) == 1
+    @test add_parameter!(opt, "scale", Float64) == 2
+    w = parameter_info(opt, 1)
+    @test w isa ParameterInfo
+    @test w.name == "layers.0.weight" && w.eltype === Float32 && w.dims == (2, 3)  # Julia dims
+    s = parameter_info(opt, 2)
+    @test s.name == "scale" && s.eltype === Float64 && s.dims == ()
+    @test_throws DescentError add_parameter!(opt, "scale", Float32, 2)  # refused: no trace
+    @test parameter_count(opt) == 2
+    e = try
+        parameter_info(opt, 3); nothing
+    catch x
+        x
+    end
+    @test e isa DescentError && e.status == D.DESCENT_ERR_INVALID_ARGUMENT
+    @test_throws ArgumentError parameter_info(opt, 0)
+    # the per-step dimension check reads the same declarations
+    @test_throws DimensionMismatch update!(opt, 1, zeros(Float32, 3, 2), zeros(Float32, 3, 2))
+    @test_throws DimensionMismatch update!(opt, ["layers.0.weight"], [zeros(Float32, 3, 2)],
+                                           [zeros(Float32, 3, 2)])
+    @test size(FlatBuffer(opt)[1]) == (2, 3)
+    close(opt)
 end
 
 @testset "create: errors carry status and message" begin

@@ -75,17 +75,10 @@ unsafe fn static_str(ptr: *const c_char) -> &'static str {
     }
 }
 
-// The kinds of ABI 1.0. When descent_kind_count/descent_kind_name ship, `kind_names` becomes
-// `(0..sys::descent_kind_count()).map(|i| static_str(sys::descent_kind_name(i)))`.
-const KINDS_1_0: [&str; 11] =
-    ["sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "adamax", "lion", "adafactor", "muon", "multi"];
-fn kind_names() -> impl Iterator<Item = &'static str> {
-    KINDS_1_0.iter().copied()
-}
-
 /// The optimizer kinds, in the library's order (`"sgd"`, ..., `"muon"`, `"multi"`).
 pub fn kinds() -> Vec<&'static str> {
-    kind_names().collect()
+    // SAFETY: no arguments; names are static (NULL only past the end).
+    (0..unsafe { sys::descent_kind_count() }).map(|i| unsafe { static_str(sys::descent_kind_name(i)) }).collect()
 }
 
 fn cstring(what: &str, s: &str) -> Result<CString> {
@@ -185,18 +178,18 @@ impl StateInfo {
     }
 }
 
-/// A declared parameter, as this binding recorded it.
+/// A declared parameter, as the library reports it ([`Optimizer::parameter`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Parameter {
+pub struct ParameterInfo {
     /// The name (an MLX `tree_flatten` path).
     pub name: String,
     /// The dtype (`sys::DESCENT_FLOAT32` or `sys::DESCENT_FLOAT64`).
     pub dtype: u32,
-    /// The dimensions.
+    /// The dimensions (empty for a scalar).
     pub shape: Vec<i64>,
 }
 
-impl Parameter {
+impl ParameterInfo {
     /// Number of elements.
     pub fn numel(&self) -> usize {
         self.shape.iter().map(|&d| d.max(0) as usize).product()
@@ -531,7 +524,6 @@ impl OptimizerRef {
 /// ```
 pub struct Optimizer {
     raw: NonNull<sys::descent_optimizer>,
-    params: Vec<Parameter>,
 }
 
 // SAFETY: a handle may move between threads; it is !Sync (NonNull), so one thread uses it at a
@@ -562,7 +554,7 @@ impl std::ops::DerefMut for Optimizer {
 
 impl std::fmt::Debug for Optimizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Optimizer").field("kind", &self.kind()).field("parameters", &self.params).finish()
+        f.debug_struct("Optimizer").field("kind", &self.kind()).field("parameters", &self.parameters().unwrap_or_default()).finish()
     }
 }
 
@@ -576,7 +568,7 @@ impl Optimizer {
     fn from_raw(raw: *mut sys::descent_optimizer) -> Result<Self> {
         let raw = NonNull::new(raw)
             .ok_or_else(|| Error::new(sys::DESCENT_ERR_INTERNAL, "the library returned a NULL handle"))?;
-        Ok(Optimizer { raw, params: Vec::new() })
+        Ok(Optimizer { raw })
     }
 
     /// Creates an optimizer of `kind` ([`kinds`]) with MLX's defaults.
@@ -636,16 +628,39 @@ impl Optimizer {
         self.check(unsafe {
             sys::descent_optimizer_add_parameter(self.raw.as_ptr(), cname.as_ptr(), dtype, shape.len(), shape.as_ptr())
         })?;
-        self.params.push(Parameter { name: name.to_owned(), dtype, shape: shape.to_vec() });
-        Ok(self.params.len() - 1)
+        self.parameter_count().map(|count| count - 1)
+    }
+
+    /// Declared parameter `index` (declaration order): its name, dtype and shape, as the library
+    /// holds them.
+    pub fn parameter(&self, index: usize) -> Result<ParameterInfo> {
+        let mut name: *const c_char = ptr::null();
+        let mut dtype = 0u32;
+        let mut ndim = 0usize;
+        let mut shape = [0i64; sys::DESCENT_MAX_NDIM];
+        // SAFETY: valid out pointers; shape holds DESCENT_MAX_NDIM dimensions.
+        self.check(unsafe {
+            sys::descent_optimizer_parameter_info(
+                self.raw.as_ptr(),
+                index,
+                &mut name,
+                &mut dtype,
+                &mut ndim,
+                shape.as_mut_ptr(),
+                shape.len(),
+            )
+        })?;
+        // SAFETY: a handle-owned string, copied at once.
+        let name = unsafe { string_from(name) };
+        Ok(ParameterInfo { name, dtype, shape: shape[..ndim.min(shape.len())].to_vec() })
     }
 
     /// The declared parameters, indexed by their index.
-    pub fn parameters(&self) -> &[Parameter] {
-        &self.params
+    pub fn parameters(&self) -> Result<Vec<ParameterInfo>> {
+        (0..self.parameter_count()?).map(|i| self.parameter(i)).collect()
     }
 
-    /// Number of declared parameters (as the library counts them).
+    /// Number of declared parameters.
     pub fn parameter_count(&self) -> Result<usize> {
         let mut out = 0usize;
         // SAFETY: valid out pointer.
@@ -697,11 +712,9 @@ impl Optimizer {
         let mut size = 0usize;
         // SAFETY: valid out pointer.
         self.check(unsafe { sys::descent_optimizer_flat_size(self.raw.as_ptr(), &mut size) })?;
-        let entries = self
-            .params
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
+        let entries = (0..self.parameter_count()?)
+            .map(|i| {
+                let p = self.parameter(i)?;
                 let mut offset = 0usize;
                 // SAFETY: valid out pointer.
                 self.check(unsafe { sys::descent_optimizer_flat_offset(self.raw.as_ptr(), i, &mut offset) })?;
@@ -718,16 +731,6 @@ impl Optimizer {
             return Err(Error::new(
                 sys::DESCENT_ERR_SHAPE_MISMATCH,
                 "the parameter and gradient buffers have different flat layouts",
-            ));
-        }
-        if params.layout().len() != self.params.len() {
-            return Err(Error::new(
-                sys::DESCENT_ERR_SHAPE_MISMATCH,
-                format!(
-                    "the flat buffers hold {} parameters, the optimizer declares {}",
-                    params.layout().len(),
-                    self.params.len()
-                ),
             ));
         }
         let size = params.layout().size();

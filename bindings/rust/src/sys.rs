@@ -134,6 +134,10 @@ extern "C" {
     pub fn descent_status_name(status: descent_status) -> *const c_char;
     /// "float32", ... (static).
     pub fn descent_dtype_name(dtype: descent_dtype) -> *const c_char;
+    /// Number of optimizer kinds, "multi" included (last).
+    pub fn descent_kind_count() -> usize;
+    /// Kind name by index in `[0, descent_kind_count())`; NULL past the end (static).
+    pub fn descent_kind_name(index: usize) -> *const c_char;
     /// Message of the last failed call on this OS thread.
     pub fn descent_last_error() -> *const c_char;
 
@@ -217,6 +221,17 @@ extern "C" {
     ) -> descent_status;
     /// Number of declared parameters.
     pub fn descent_optimizer_parameter_count(opt: *const descent_optimizer, out: *mut usize) -> descent_status;
+    /// A declared parameter by index: name (owned by the handle), dtype, ndim and dimensions
+    /// (`shape` may be NULL, else it holds `capacity >= ndim` entries).
+    pub fn descent_optimizer_parameter_info(
+        opt: *const descent_optimizer,
+        index: usize,
+        name: *mut *const c_char,
+        dtype: *mut descent_dtype,
+        ndim: *mut usize,
+        shape: *mut i64,
+        capacity: usize,
+    ) -> descent_status;
     /// Index of a declared parameter.
     pub fn descent_optimizer_parameter_index(
         opt: *const descent_optimizer,

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use descent::{sys, FlatBuffer, Optimizer, Value};
+use descent::{sys, FlatBuffer, Optimizer, ParameterInfo, Value};
 
 fn sgd(lr: f64) -> Optimizer {
     let mut opt = Optimizer::new("sgd").unwrap();
@@ -146,6 +146,35 @@ fn bad_hyperparameters_change_nothing() {
 // ---- parameters and updates
 
 #[test]
+fn parameter_info_comes_from_the_library() {
+    let mut opt = sgd(0.5);
+    assert_eq!(opt.add_parameter::<f32>("layers.0.weight", &[8, 6]).unwrap(), 0);
+    assert_eq!(opt.add_parameter::<f64>("scale", &[]).unwrap(), 1);
+    let w = opt.parameter(0).unwrap();
+    assert_eq!(w, ParameterInfo { name: "layers.0.weight".into(), dtype: sys::DESCENT_FLOAT32, shape: vec![8, 6] });
+    assert_eq!(w.numel(), 48);
+    let s = opt.parameter(1).unwrap();
+    assert_eq!((s.name.as_str(), s.dtype, s.shape.len(), s.numel()), ("scale", sys::DESCENT_FLOAT64, 0, 1));
+    assert_eq!(opt.parameters().unwrap(), [w, s]);
+
+    // A refused declaration is not recorded anywhere.
+    assert!(opt.add_parameter::<f32>("scale", &[2]).is_err());
+    assert_eq!(opt.parameters().unwrap().len(), 2);
+
+    // Past the end: the library's error, with the handle's message.
+    let e = opt.parameter(2).unwrap_err();
+    assert_eq!(e.status(), sys::DESCENT_ERR_INVALID_ARGUMENT, "{e}");
+    assert!(!e.message().is_empty(), "{e}");
+
+    // A multi optimizer's declarations, likewise.
+    let mut multi = Optimizer::muon_adamw(None, None, None).unwrap();
+    multi.add_parameter::<f32>("layer.weight", &[4, 3]).unwrap();
+    multi.add_parameter::<f32>("layer.bias", &[3]).unwrap();
+    let names: Vec<String> = multi.parameters().unwrap().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["layer.weight", "layer.bias"]);
+}
+
+#[test]
 fn sgd_closed_form_by_index_by_name_and_all() {
     // SGD without momentum: p <- p - lr * g. lr = 0.5, g = 0.25 => 1 - 0.125 = 0.875, exact.
     let mut opt = sgd(0.5);
@@ -154,7 +183,7 @@ fn sgd_closed_form_by_index_by_name_and_all() {
     assert_eq!((w, b), (0, 1));
     assert_eq!(opt.parameter_count().unwrap(), 2);
     assert_eq!(opt.parameter_index("b").unwrap(), 1);
-    assert_eq!(opt.parameters()[0].shape, [2, 2]);
+    assert_eq!(opt.parameters().unwrap()[0].shape, [2, 2]);
 
     let mut wv = vec![1.0f32, 2.0, 3.0, 4.0];
     let mut bv = vec![1.0f64, 0.0, -1.0];
@@ -269,7 +298,7 @@ fn bad_updates_change_nothing() {
     assert_eq!(e.status(), sys::DESCENT_ERR_UNSUPPORTED);
     let e = opt.add_parameter::<f32>("neg", &[-1]).unwrap_err();
     assert_eq!(e.status(), sys::DESCENT_ERR_INVALID_ARGUMENT);
-    assert_eq!(opt.parameters().len(), 1);
+    assert_eq!(opt.parameters().unwrap().len(), 1);
     assert_eq!(opt.parameter_count().unwrap(), 1);
 }
 

@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	descent "github.com/descent/descent/bindings/go"
+	descent "github.com/descent-ml/descent/bindings/go"
 )
 
 const nw, nb = 48, 6

@@ -10,7 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
-	descent "github.com/descent/descent/bindings/go"
+	descent "github.com/descent-ml/descent/bindings/go"
 )
 
 func newOptimizer() (*descent.Optimizer, error) {
