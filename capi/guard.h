@@ -62,6 +62,25 @@ descent_status guarded_to(char* error, std::size_t capacity, Body&& body) noexce
   return status;
 }
 
+// guarded() for read-only calls that may run the optimizer's callbacks (filters evaluated by
+// descent_multi_parameter_group): marks it busy meanwhile, so that a callback cannot change it,
+// and leaves the mark as it was (the call itself is allowed from inside a callback).
+template <class Body>
+descent_status guarded_callbacks(const descent_optimizer* handle, const char* handle_name,
+                                 Body&& body) noexcept {
+  return guarded(handle, [&] {
+    require(handle, handle_name);
+    descent_optimizer* root = handle->root();
+    struct Restore {
+      descent_optimizer* root;
+      bool was;
+      ~Restore() { root->busy = was; }
+    } restore{root, root->busy};
+    root->busy = true;
+    body();
+  });
+}
+
 // guarded() for calls that change an optimizer. Refuses them while one of its callbacks runs
 // (re-entrancy: a callback clearing its own schedule would free what is running); the busy flag
 // lives on the handle that owns the callbacks, the multi optimizer for a group handle.

@@ -109,7 +109,7 @@ DESCENT_API descent_status descent_multi_exclude_name(descent_optimizer* multi, 
 
 DESCENT_API descent_status descent_multi_parameter_group(const descent_optimizer* multi,
                                                          const char* name, size_t* out) {
-  return guarded(multi, [&] {
+  return descent::capi::guarded_callbacks(multi, "multi", [&] {
     const MultiOptimizer& m = multi_of(multi);
     require_text(name, "name");
     require(out, "out");

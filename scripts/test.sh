@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite from a fresh Debian 12 machine: installs the dependencies (the
 # library's, the bindings' toolchains and packages), configures and builds once (shared + static
-# library, tests, examples, -Werror, debug info for the ABI check), then runs ctest: the C/C++
-# tests, the ABI check, the install consumers, the examples and the Rust, Go, Python and Julia
-# bindings with the cross-language conformance digests. Then the style check.
+# library, tests, examples, -Werror, debug info for the ABI check), checks the formatting, then
+# runs ctest: the C/C++ tests, the ABI check, the install consumers, the examples and the Rust,
+# Go, Python and Julia bindings with the cross-language conformance digests.
 # Extra arguments go to ctest, e.g.  scripts/test.sh -R install
 # The build directory is build/ in the repository, or $DESCENT_BUILD_DIR.
 set -euo pipefail

@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${1:-$root/build}
 lib=$(readlink -f "$build/libdescent.so")
-readelf -S "$lib" | grep -q '\.debug_info' ||
+grep -q '\.debug_info' <<<"$(readelf -S "$lib")" ||
   { echo "update-abi-baseline.sh: $lib has no debug info (-DDESCENT_DEBUG_INFO=ON)" >&2; exit 1; }
 abidw --no-corpus-path --no-comp-dir-path --drop-private-types --exported-interfaces-only --no-show-locs --headers-dir "$root/include/descent" \
   --out-file "$root/abi/libdescent.abi" "$lib"

@@ -206,4 +206,29 @@ TEST(Reentrancy, FilterCannotChangeItsMultiOptimizer) {
   EXPECT_EQ(groups, 2u);
 }
 
+descent_status changes_multi_when_asked(const char*, size_t ndim, const int64_t*, void* user_data, bool* accept,
+                                        char*, size_t) {
+  auto* s = static_cast<Script*>(user_data);
+  s->reentrant = descent_multi_exclude_name(s->self, 0, "*");
+  *accept = ndim >= 2;
+  return DESCENT_OK;
+}
+
+TEST(Reentrancy, FilterRunByParameterGroupCannotChangeItsMultiOptimizer) {
+  Script script;
+  Handle multi("multi");
+  script.self = multi;
+  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.1})", nullptr));
+  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "adam", R"({"learning_rate": 0.1})", nullptr));
+  DESCENT_ASSERT_OK(multi, descent_multi_filter_callback(multi, 0, changes_multi_when_asked, &script, nullptr));
+  Model m = small_model();
+  DESCENT_ASSERT_OK(multi, m.declare(multi));
+  size_t group = 99;
+  DESCENT_ASSERT_OK(multi, descent_multi_parameter_group(multi, "w", &group));  // read-only: runs the filter
+  EXPECT_EQ(group, 0u);
+  EXPECT_EQ(script.reentrant, DESCENT_ERR_INVALID_STATE);
+  // After it, the multi optimizer is not left busy.
+  DESCENT_EXPECT_OK(multi, descent_multi_exclude_name(multi, 0, "never*"));
+}
+
 }  // namespace

@@ -86,6 +86,48 @@ TEST(NoAllocation, MuonAdamwGroups) {
   descent_optimizer_free(opt);
 }
 
+// The indexed and flat forms too, for every kind and for Muon+AdamW groups (the flat layout's
+// pointer arrays are built on the first flat update, then reused).
+void indexed_and_flat(descent_optimizer* opt, const std::string& label) {
+  const int64_t ws[] = {16, 8}, bs[] = {8};
+  ASSERT_EQ(descent_optimizer_add_parameter(opt, "layers.0.weight", DESCENT_FLOAT32, 2, ws), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_add_parameter(opt, "layers.0.bias", DESCENT_FLOAT32, 1, bs), DESCENT_OK);
+  size_t size = 0, bias_at = 0;
+  ASSERT_EQ(descent_optimizer_flat_size(opt, &size), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_flat_offset(opt, 1, &bias_at), DESCENT_OK);
+  std::vector<float> p(size / 4, 0.5f), g(size / 4, 0.25f);
+  const size_t indices[] = {1, 0};
+  void* params[] = {p.data() + bias_at / 4, p.data()};
+  const void* grads[] = {g.data() + bias_at / 4, g.data()};
+  ASSERT_EQ(descent_optimizer_update_indexed(opt, 2, indices, nullptr, nullptr, params, grads), DESCENT_OK)
+      << descent_optimizer_last_error(opt);
+  ASSERT_EQ(descent_optimizer_update_flat(opt, p.data(), g.data(), size), DESCENT_OK)
+      << descent_optimizer_last_error(opt);
+  const long before = g_allocations.load();
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(descent_optimizer_update_indexed(opt, 2, indices, nullptr, nullptr, params, grads), DESCENT_OK);
+    ASSERT_EQ(descent_optimizer_update_flat(opt, p.data(), g.data(), size), DESCENT_OK);
+  }
+  EXPECT_EQ(g_allocations.load() - before, 0) << label << " allocated during a steady-state step";
+}
+
+TEST_P(NoAllocation, SteadyStateIndexedAndFlat) {
+  descent_optimizer* opt = nullptr;
+  ASSERT_EQ(descent_optimizer_create(GetParam().c_str(), &opt, nullptr, 0), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_set_double(opt, "learning_rate", 0.01), DESCENT_OK);
+  indexed_and_flat(opt, GetParam());
+  descent_optimizer_free(opt);
+}
+
+TEST(NoAllocation, MuonAdamwGroupsIndexedAndFlat) {
+  descent_optimizer* opt = nullptr;
+  ASSERT_EQ(descent_multi_create_muon_adamw("{\"learning_rate\": 0.02}", "{\"learning_rate\": 0.001}",
+                                            nullptr, &opt, nullptr, 0),
+            DESCENT_OK);
+  indexed_and_flat(opt, "muon+adamw");
+  descent_optimizer_free(opt);
+}
+
 TEST(NoAllocation, CounterSeesAllocations) {
   // Guards the test itself: the replaced operator new is really in use.
   const long before = g_allocations.load();

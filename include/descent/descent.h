@@ -211,7 +211,8 @@ DESCENT_API descent_status descent_optimizer_add_parameter(descent_optimizer* op
                                                            size_t ndim, const int64_t* shape);
 DESCENT_API descent_status descent_optimizer_parameter_count(const descent_optimizer* opt,
                                                              size_t* out);
-/* A declared parameter by index: its name (owned by the handle, valid as long as it), dtype,
+/* A declared parameter by index: its name (owned by the handle; see the top for how long it
+ * lives: declaring another parameter or loading a state may move it), dtype,
  * number of dimensions and dimensions, as declared. Each output may be NULL; when shape is given,
  * capacity must be at least its ndim (DESCENT_MAX_NDIM always suffices). */
 DESCENT_API descent_status descent_optimizer_parameter_info(const descent_optimizer* opt,

@@ -163,15 +163,9 @@ for _name, (_res, _args) in _sig.items():
 
 
 def kind_names():
-    """The optimizer kinds the library knows, in its order.
-
-    libdescent 1.0 has no list of its own yet; when descent_kind_count/descent_kind_name exist,
-    this becomes one call to them."""
-    if hasattr(lib, "descent_kind_count") and hasattr(lib, "descent_kind_name"):
-        lib.descent_kind_count.restype = c_size_t
-        lib.descent_kind_count.argtypes = []
-        lib.descent_kind_name.restype = c_char_p
-        lib.descent_kind_name.argtypes = [c_size_t]
-        return tuple(lib.descent_kind_name(i).decode() for i in range(lib.descent_kind_count()))
-    return ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "adamax", "lion",
-            "adafactor", "muon", "multi")
+    """The optimizer kinds the library knows, in its order (descent_kind_count/_name)."""
+    lib.descent_kind_count.restype = c_size_t
+    lib.descent_kind_count.argtypes = []
+    lib.descent_kind_name.restype = c_char_p
+    lib.descent_kind_name.argtypes = [c_size_t]
+    return tuple(lib.descent_kind_name(i).decode() for i in range(lib.descent_kind_count()))
