@@ -41,8 +41,8 @@ class BufferSink final : public ByteSink {
 void refuse_sharded(const descent_optimizer* opt) {
   if (opt->root()->sharding)
     throw Error(DESCENT_ERR_INVALID_STATE,
-                "the optimizer is sharded: save and load it with descent_optimizer_save_sharded / "
-                "_gathered and descent_optimizer_load_sharded / _gathered");
+                "the optimizer is sharded: each rank holds only its shard of the state, which "
+                "descent_optimizer_save and _load cannot write or read as one file");
 }
 
 }  // namespace

@@ -516,8 +516,8 @@ DESCENT_API descent_status descent_collectives_clip_grad_norm(descent_collective
  *    (the ranks disagree on the step count) until a checkpoint is loaded everywhere.
  *  - state keys, state_info/get/set name this rank's shard: slots of a parameter this rank owns
  *    whole keep its shape, a part of one is one-dimensional (its element count), parameters it
- *    does not own have no slots. descent_optimizer_save/load refuse (use the sharded or
- *    gathered checkpoint functions below).
+ *    does not own have no slots. descent_optimizer_save/load (and the buffer forms) refuse:
+ *    sharded and gathered checkpoints are not in this release (docs/distributed.md).
  * The optimizer keeps a reference to coll. A group handle, or an optimizer already sharded or
  * initialised, is DESCENT_ERR_INVALID_STATE. */
 DESCENT_API descent_status descent_optimizer_shard(descent_optimizer* opt,
