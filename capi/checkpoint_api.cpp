@@ -37,6 +37,14 @@ class BufferSink final : public ByteSink {
   throw Error(e.status(), descent::state_io::quote_path(path) + ": " + e.what());
 }
 
+// A sharded optimizer holds only its shard: saving or loading it as one file would be wrong.
+void refuse_sharded(const descent_optimizer* opt) {
+  if (opt->root()->sharding)
+    throw Error(DESCENT_ERR_INVALID_STATE,
+                "the optimizer is sharded: each rank holds only its shard of the state, which "
+                "descent_optimizer_save and _load cannot write or read as one file");
+}
+
 }  // namespace
 
 extern "C" {
@@ -44,6 +52,7 @@ extern "C" {
 DESCENT_API descent_status descent_optimizer_save(const descent_optimizer* opt, const char* path) {
   return guarded(opt, [&] {
     require(opt, "opt");
+    refuse_sharded(opt);
     require(path, "path");
     const CheckpointWriter writer(*opt->impl);
     descent::state_io::write_file_atomically(path, [&](ByteSink& sink) { writer.write(sink); });
@@ -53,6 +62,7 @@ DESCENT_API descent_status descent_optimizer_save(const descent_optimizer* opt, 
 DESCENT_API descent_status descent_optimizer_load(descent_optimizer* opt, const char* path) {
   return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
+    refuse_sharded(opt);
     require(path, "path");
     if (!*path) throw Error(DESCENT_ERR_INVALID_ARGUMENT, "path is empty");
     const std::vector<unsigned char> bytes = descent::state_io::read_file(path);
@@ -68,6 +78,7 @@ DESCENT_API descent_status descent_optimizer_save_to_buffer(const descent_optimi
                                                             size_t capacity, size_t* size) {
   return guarded(opt, [&] {
     require(opt, "opt");
+    refuse_sharded(opt);
     require(size, "size");
     const CheckpointWriter writer(*opt->impl);
     if (buf) {
@@ -86,6 +97,7 @@ DESCENT_API descent_status descent_optimizer_load_from_buffer(descent_optimizer*
                                                               const void* buf, size_t size) {
   return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
+    refuse_sharded(opt);
     if (size > 0) require(buf, "buf");
     descent::state_io::load_checkpoint(*opt->impl, static_cast<const unsigned char*>(buf), size);
   });

@@ -73,6 +73,14 @@ void check_arguments(std::size_t count, const descent_dtype* dtypes, const int64
 
 }  // namespace
 
+// For descent_collectives_clip_grad_norm (capi/distributed_api.cpp): the same checks.
+namespace descent::capi {
+void check_clip_arguments(std::size_t count, const descent_dtype* dtypes, const int64_t* numels,
+                          void* const* grads, double max_norm) {
+  check_arguments(count, dtypes, numels, grads, max_norm);
+}
+}  // namespace descent::capi
+
 extern "C" {
 
 DESCENT_API descent_status descent_clip_grad_norm(size_t count, const descent_dtype* dtypes,

@@ -8,6 +8,10 @@
 
 #include "core/optimizer.h"
 
+namespace descent::dist {
+class Sharding;
+}
+
 struct descent_optimizer {
   // The optimizer this handle drives (use as opt->impl->...). A handle from
   // descent_optimizer_create owns it (`owned`); a group handle from descent_multi_group borrows a
@@ -22,6 +26,8 @@ struct descent_optimizer {
   std::string last_error;
   // Set while a call that may run this optimizer's callbacks is in progress (see guard.h).
   bool busy = false;
+  // Set by descent_optimizer_shard (src/distributed): updates go through it.
+  std::shared_ptr<descent::dist::Sharding> sharding;
 
   descent_optimizer* root() const {
     return const_cast<descent_optimizer*>(owner ? owner : this);

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "capi/guard.h"
+#include "distributed/sharding.h"
 
 using descent::capi::guarded;
 using descent::capi::guarded_mutation;
@@ -119,7 +120,10 @@ DESCENT_API descent_status descent_optimizer_update(descent_optimizer* opt, size
   return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
     require_not_group(opt, "update");
-    opt->impl->update(count, names, dtypes, numels, params, grads);
+    if (opt->sharding)
+      opt->sharding->update(*opt->impl, count, names, dtypes, numels, params, grads);
+    else
+      opt->impl->update(count, names, dtypes, numels, params, grads);
   });
 }
 
@@ -131,7 +135,10 @@ DESCENT_API descent_status descent_optimizer_update_indexed(descent_optimizer* o
                                                             const void* const* grads) {
   return guarded_mutation(opt, "opt", [&] {
     require_not_group(opt, "update");
-    opt->impl->update_indexed(count, indices, dtypes, numels, params, grads);
+    if (opt->sharding)
+      opt->sharding->update_indexed(*opt->impl, count, indices, dtypes, numels, params, grads);
+    else
+      opt->impl->update_indexed(count, indices, dtypes, numels, params, grads);
   });
 }
 
@@ -157,7 +164,10 @@ DESCENT_API descent_status descent_optimizer_update_flat(descent_optimizer* opt,
                                                          const void* grads, size_t size) {
   return guarded_mutation(opt, "opt", [&] {
     require_not_group(opt, "update");
-    opt->impl->update_flat(params, grads, size);
+    if (opt->sharding)
+      opt->sharding->update_flat(*opt->impl, params, grads, size);
+    else
+      opt->impl->update_flat(params, grads, size);
   });
 }
 

@@ -409,6 +409,134 @@ DESCENT_API descent_status descent_multi_create_muon_adamw(const char* muon_conf
                                                            descent_optimizer** out, char* error,
                                                            size_t error_capacity);
 
+
+/* ---- Distributed: collectives and sharded optimizer state (since 1.1) ---------------------------
+ * Data-parallel training with the optimizer state sharded over ranks (ZeRO-1). The host provides
+ * two collective operations as callbacks (MPI, NCCL, Gloo, torch.distributed... the library links
+ * none of them; libdescent_mpi and include/descent/descent_mpi.h adapt MPI). docs/distributed.md
+ * has the design, the partition plan and the bytes communicated per step.
+ *
+ * Contract of the collective callbacks:
+ *  - Blocking: a call returns when the operation is complete on this rank.
+ *  - Ordering: descent makes the same sequence of collective calls, with the same counts, on every
+ *    rank of a collectives handle, as long as every rank makes the same sequence of descent calls
+ *    with it (sharding, updates, sharded clipping, checkpoints). A handle is used by one thread at
+ *    a time; two handles over one communicator must not be used concurrently.
+ *  - Failure: a callback returns DESCENT_OK or a failure status and, optionally, a message (see
+ *    Callbacks above; DESCENT_ERR_CALLBACK for codes not in this header). A callback that fails
+ *    must still have taken part in the exchange, or fail on every rank (as a broken communicator
+ *    does): descent treats a failure as that rank's vote to abort the call, exchanged in the next
+ *    agreement all-reduce, so that every rank fails it. A rank that leaves a collective without
+ *    its peers hangs them, as in MPI.
+ *  - Callbacks must not call into descent with the optimizer being stepped, nor let exceptions or
+ *    longjmps cross into the library.
+ *
+ * all-gatherv, in place, of bytes: buffer holds world_size segments one after another, segment r
+ * of bytes[r] bytes (bytes has world_size entries; offsets are the prefix sums). On entry this
+ * rank's segment holds its contribution; on return every segment holds its rank's. Segments may
+ * be empty and the total may exceed 2^31 bytes. (MPI: MPI_Allgatherv with MPI_IN_PLACE.) */
+typedef descent_status (*descent_allgatherv_fn)(void* buffer, const size_t* bytes,
+                                                void* user_data, char* message,
+                                                size_t message_capacity);
+
+/* Reduction operators of descent_allreduce_fn. Values are frozen. */
+typedef enum descent_reduce_op {
+  DESCENT_REDUCE_SUM = 1,
+  DESCENT_REDUCE_MAX = 2,
+  DESCENT_REDUCE_OP_FORCE_32BIT = 0x7fffffff /* not an operator: keeps the enum 32 bits wide */
+} descent_reduce_op;
+
+/* all-reduce, in place, of count doubles (count is small: at most a few per tensor). With
+ * DESCENT_REDUCE_SUM descent relies only on the sum being exact when at most one rank
+ * contributes a non-zero value per element. (MPI: MPI_Allreduce, MPI_IN_PLACE, MPI_DOUBLE.) */
+typedef descent_status (*descent_allreduce_fn)(double* values, size_t count, descent_reduce_op op,
+                                               void* user_data, char* message,
+                                               size_t message_capacity);
+
+typedef struct descent_collectives descent_collectives;
+
+/* A collectives handle for this process: rank in [0, world_size), world_size >= 1. Both
+ * operations must be set before it is used. *out is set only on success. */
+DESCENT_API descent_status descent_collectives_create(size_t rank, size_t world_size,
+                                                      descent_collectives** out, char* error,
+                                                      size_t error_capacity);
+/* Releases the caller's reference. Optimizers sharded with the handle keep their own reference:
+ * the callbacks' user_data are released (free_user_data, once) when the handle and every such
+ * optimizer are freed. */
+DESCENT_API void descent_collectives_free(descent_collectives* coll);
+DESCENT_API descent_status descent_collectives_rank(const descent_collectives* coll, size_t* rank,
+                                                    size_t* world_size);
+/* Sets (replaces) an operation. fn may not be NULL. The previous user_data, if any, is released
+ * through its free_user_data. On failure user_data stays with the caller. Not while one of the
+ * handle's callbacks runs. */
+DESCENT_API descent_status descent_collectives_set_allgatherv(descent_collectives* coll,
+                                                              descent_allgatherv_fn fn,
+                                                              void* user_data,
+                                                              void (*free_user_data)(void*));
+DESCENT_API descent_status descent_collectives_set_allreduce(descent_collectives* coll,
+                                                             descent_allreduce_fn fn,
+                                                             void* user_data,
+                                                             void (*free_user_data)(void*));
+/* descent_clip_grad_norm over the same tensors on every rank (each rank holds the full,
+ * averaged gradients): each rank sums the squares of the tensors it is assigned (whole tensors,
+ * balanced by size), one all-reduce combines the per-tensor sums and one agrees on the outcome.
+ * The result (*total_norm and every clipped gradient) is bitwise that of descent_clip_grad_norm
+ * on any number of ranks. Bad input on any rank, or a failing callback, fails every rank and
+ * changes no gradient (see the callback contract above). Collective. */
+DESCENT_API descent_status descent_collectives_clip_grad_norm(descent_collectives* coll,
+                                                              size_t count,
+                                                              const descent_dtype* dtypes,
+                                                              const int64_t* numels,
+                                                              void* const* grads, double max_norm,
+                                                              double* total_norm, char* error,
+                                                              size_t error_capacity);
+
+/* Shards the optimizer's state over the ranks of coll (ZeRO-1). Collective: every rank calls it
+ * with an optimizer of the same kind (and, for "multi", the same groups) that declared the same
+ * parameters (names, dtypes, shapes, order); a mismatch fails it on every rank
+ * (DESCENT_ERR_INVALID_ARGUMENT, naming what differs where possible). Call it after declaring
+ * the parameters (and, for "multi", adding groups and filters) and before the state is
+ * initialised; declarations, groups and filters are then fixed. The partition plan:
+ *  - sgd, rmsprop, adagrad, adadelta, adam, adamw, adamax, lion: balanced contiguous ranges of the
+ *    elements of all parameters concatenated in declaration order, boundaries multiples of 16;
+ *  - adafactor: whole tensors, balanced by size; muon: whole tensors, balanced by Newton-Schulz
+ *    flops (rows * cols * min(rows, cols); the element count below two dimensions);
+ *  - multi: each group by its kind, over the group's parameters.
+ * Afterwards:
+ *  - every update form takes the full, already averaged, gradients and the full parameters, the
+ *    same set of tensors on every rank; each rank updates its shard, the updated parts are
+ *    all-gathered into a scratch buffer, the ranks agree (one all-reduce) and only then are the
+ *    caller's parameters written: every rank ends the step with identical parameters, bitwise
+ *    equal to the single-process optimizer's. Collective.
+ *  - A step that fails on any rank (bad input, a missing learning rate, a failing callback) fails
+ *    on every rank and changes nothing: parameters untouched, the state restored from a copy
+ *    taken before the step (the first step may leave the state initialised, as
+ *    descent_optimizer_init would). If the final agreement all-reduce itself fails on a rank,
+ *    that rank cannot know the outcome: it restores its state and parameters and fails, while
+ *    ranks whose agreement succeeded may have committed; the next step then fails on every rank
+ *    (the ranks disagree on the step count) until a checkpoint is loaded everywhere.
+ *  - state keys, state_info/get/set name this rank's shard: slots of a parameter this rank owns
+ *    whole keep its shape, a part of one is one-dimensional (its element count), parameters it
+ *    does not own have no slots. descent_optimizer_save/load (and the buffer forms) refuse:
+ *    sharded and gathered checkpoints are not in this release (docs/distributed.md).
+ * The optimizer keeps a reference to coll. A group handle, or an optimizer already sharded or
+ * initialised, is DESCENT_ERR_INVALID_STATE. */
+DESCENT_API descent_status descent_optimizer_shard(descent_optimizer* opt,
+                                                   descent_collectives* coll);
+/* Whether opt is sharded, and its rank and world size (both 0 when it is not). Any output may be
+ * NULL. */
+DESCENT_API descent_status descent_optimizer_shard_info(const descent_optimizer* opt,
+                                                        bool* sharded, size_t* rank,
+                                                        size_t* world_size);
+/* Bytes of optimizer state this process holds (every slot of every parameter; for a sharded
+ * optimizer, its shard) and, for a sharded optimizer, the scratch it keeps for steps (the
+ * gather buffer: every parameter's bytes; the copy of its state: as much again as the state).
+ * Muon's Newton-Schulz workspace is not state. Either output may be NULL. Before the state is
+ * initialised both are what init will allocate. */
+DESCENT_API descent_status descent_optimizer_state_bytes(const descent_optimizer* opt,
+                                                         size_t* state_bytes,
+                                                         size_t* scratch_bytes);
+
 #ifdef __cplusplus
 }
 #endif

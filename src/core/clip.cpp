@@ -58,6 +58,13 @@ double clip_grad_norm(std::size_t count, const descent_dtype* dtypes, const int6
   bool any_float64 = false;
   for (std::size_t i = 0; i < count; ++i) any_float64 = any_float64 || is_float64(dtypes[i]);
   const double total = global_norm(count, dtypes, numels, grads, any_float64);
+  return clip_by_norm(count, dtypes, numels, grads, max_norm, total);
+}
+
+double clip_by_norm(std::size_t count, const descent_dtype* dtypes, const int64_t* numels,
+                    void* const* grads, double max_norm, double total) noexcept {
+  bool any_float64 = false;
+  for (std::size_t i = 0; i < count; ++i) any_float64 = any_float64 || is_float64(dtypes[i]);
   if (!any_float64 && !(total > FLT_MAX)) {
     // All float32: MLX's total_norm, normalizer and product are float32 (weak scalars).
     const float total32 = static_cast<float>(total);

@@ -15,4 +15,10 @@ namespace descent {
 double clip_grad_norm(std::size_t count, const descent_dtype* dtypes, const int64_t* numels,
                       void* const* grads, double max_norm) noexcept;
 
+// The second half of clip_grad_norm: scales by min(max_norm / (total + 1e-6), 1) given the global
+// norm `total` (as global_norm computes it), in MLX's precision; returns the norm to report. For
+// the sharded clip (src/distributed), which computes the norm from per-tensor sums.
+double clip_by_norm(std::size_t count, const descent_dtype* dtypes, const int64_t* numels,
+                    void* const* grads, double max_norm, double total) noexcept;
+
 }  // namespace descent

@@ -121,6 +121,7 @@ MultiOptimizer::MultiOptimizer(const MultiOptimizer& o)
       params_(o.params_),
       param_index_(o.param_index_),
       initialized_(o.initialized_),
+      sharded_(o.sharded_),
       scratch_seen_(o.scratch_seen_),
       scratch_index_(o.scratch_index_),
       scratch_offset_(o.scratch_offset_),
@@ -155,6 +156,7 @@ void MultiOptimizer::adopt(Optimizer& other_base) noexcept {
   params_ = std::move(other.params_);
   param_index_ = std::move(other.param_index_);
   initialized_ = other.initialized_;
+  sharded_ = other.sharded_;
   scratch_seen_ = std::move(other.scratch_seen_);
   scratch_index_ = std::move(other.scratch_index_);
   scratch_offset_ = std::move(other.scratch_offset_);
@@ -171,6 +173,8 @@ std::size_t MultiOptimizer::add_group(std::string_view kind, const char* config_
   const std::size_t index = groups_.size();
   if (initialized_)
     throw Error(DESCENT_ERR_INVALID_STATE, "groups are fixed once the state is initialised");
+  if (sharded_)
+    throw Error(DESCENT_ERR_INVALID_STATE, "groups are fixed once the optimizer is sharded");
   if (kind == kMulti)
     throw Error(DESCENT_ERR_INVALID_ARGUMENT, "a group cannot be a multi optimizer");
   if (index >= kMaxGroups)  // every update steps every group
@@ -208,9 +212,10 @@ const RuleOptimizer& MultiOptimizer::group(std::size_t index) const {
 
 MultiOptimizer::Filter& MultiOptimizer::filter_for_change(std::size_t index) {
   const RuleOptimizer& g = group(index);
-  if (initialized_)
+  if (initialized_ || sharded_)
     throw Error(DESCENT_ERR_INVALID_STATE,
-                group_label(index, g.kind()) + ": filters are fixed once the state is initialised");
+                group_label(index, g.kind()) + ": filters are fixed once the state is " +
+                    (initialized_ ? "initialised" : "sharded"));
   return filters_[index];
 }
 
@@ -555,6 +560,9 @@ void MultiOptimizer::add_parameter(std::string_view name, DType dtype, Shape sha
   if (initialized_)
     throw Error(DESCENT_ERR_INVALID_STATE,
                 what + ": parameters must be declared before the state is initialised");
+  if (sharded_)
+    throw Error(DESCENT_ERR_INVALID_STATE,
+                what + ": parameters are fixed once the optimizer is sharded");
   if (param_index_.count(name)) throw Error(DESCENT_ERR_DUPLICATE, what + ": declared twice");
   if (name == "step" || name == kLearningRate)
     throw Error(DESCENT_ERR_INVALID_ARGUMENT,
@@ -579,7 +587,7 @@ void MultiOptimizer::add_parameter(std::string_view name, DType dtype, Shape sha
   scratch_local_.resize(count, 0);
   scratch_params_.resize(count, nullptr);
   scratch_grads_.resize(count, nullptr);
-  Parameter p{std::string(name), dtype, std::move(shape), n, 0, 0};
+  Parameter p{std::string(name), dtype, std::move(shape), n, 0, 0, {}, 0};
   auto node = param_index_.emplace(p.name, count - 1);
   try {
     params_.push_back(std::move(p));  // reserved: does not throw
@@ -608,6 +616,20 @@ MultiOptimizer::Plan MultiOptimizer::plan_init(
     }
     plan.group_of[i] = g;
     plan.local_of[i] = group.parameter_count() - 1;
+  }
+  if (sharded_) {
+    // The ranges were planned for the groups the filters gave when the optimizer was sharded.
+    std::vector<std::vector<OwnedRange>> ranges(plan.groups.size());
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      if (plan.group_of[i] != params_[i].shard_group)
+        throw Error(DESCENT_ERR_INVALID_STATE,
+                    "parameter '" + params_[i].name + "': its group filter now gives group " +
+                        std::to_string(plan.group_of[i]) + ", it gave group " +
+                        std::to_string(params_[i].shard_group) +
+                        " when the optimizer was sharded (filters must be deterministic)");
+      ranges[plan.group_of[i]].push_back(params_[i].owned);
+    }
+    for (std::size_t g = 0; g < plan.groups.size(); ++g) plan.groups[g]->set_owned_ranges(ranges[g]);
   }
   for (std::size_t g = 0; g < plan.groups.size(); ++g) {
     try {
@@ -684,6 +706,11 @@ void MultiOptimizer::update_indexed(std::size_t count, const std::size_t* indice
   if (!initialized_) check_groups();
   // 1. The tensors, against the declared parameters.
   check_tensor_list(count, indices, dtypes, numels, params, grads, params_, scratch_seen_);
+  step_checked(count, indices, params, grads);
+}
+
+void MultiOptimizer::step_checked(std::size_t count, const std::size_t* indices,
+                                  void* const* params, const void* const* grads) {
   // 2. Every group steps, so every group must be ready (learning rate, schedule value).
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     try {
@@ -714,6 +741,58 @@ void MultiOptimizer::update_indexed(std::size_t count, const std::size_t* indice
     groups_[g]->commit_step(scratch_lr_[g], scratch_offset_[g + 1] - at, scratch_local_.data() + at,
                             scratch_params_.data() + at, scratch_grads_.data() + at);
   }
+}
+
+// ---- sharded state (src/distributed) ----------------------------------------------------------
+
+void MultiOptimizer::set_owned_ranges(const std::vector<OwnedRange>& ranges) {
+  if (initialized_)
+    throw Error(DESCENT_ERR_INVALID_STATE, "the state is already initialised: shard before init");
+  if (ranges.size() != params_.size())
+    throw Error(DESCENT_ERR_INTERNAL, "set_owned_ranges: one range per parameter expected");
+  check_groups();
+  std::vector<std::size_t> groups(params_.size());
+  for (std::size_t i = 0; i < params_.size(); ++i) groups[i] = assign(params_[i]);
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    params_[i].owned = ranges[i];
+    params_[i].shard_group = groups[i];
+  }
+  sharded_ = true;
+}
+
+void MultiOptimizer::step_sharded(std::size_t count, const std::size_t* indices,
+                                  void* const* shard_params, const void* const* grads) {
+  if (!initialized_) check_groups();
+  step_checked(count, indices, shard_params, grads);
+}
+
+void MultiOptimizer::for_each_state_block(const std::function<void(void*, std::size_t)>& fn) {
+  for (auto& g : groups_) g->for_each_state_block(fn);
+}
+
+std::size_t MultiOptimizer::state_bytes() const {
+  if (initialized_) {
+    std::size_t total = 0;
+    for (const auto& g : groups_) total += g->state_bytes();
+    return total;
+  }
+  if (params_.empty()) return 0;
+  check_groups();
+  // What init would allocate: the groups' copies with their parameters declared, not initialised.
+  std::vector<std::unique_ptr<RuleOptimizer>> groups;
+  std::vector<std::vector<OwnedRange>> ranges(groups_.size());
+  for (const auto& g : groups_) groups.push_back(std::make_unique<RuleOptimizer>(*g));
+  for (const Parameter& p : params_) {
+    const std::size_t g = sharded_ ? p.shard_group : assign(p);
+    groups[g]->add_parameter(p.name, p.dtype, p.shape);
+    ranges[g].push_back(p.owned);
+  }
+  std::size_t total = 0;
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    if (sharded_) groups[g]->set_owned_ranges(ranges[g]);
+    total += groups[g]->state_bytes();
+  }
+  return total;
 }
 
 // ---- state -----------------------------------------------------------------------------------

@@ -99,6 +99,14 @@ class MultiOptimizer final : public Optimizer {
   void state_get(std::string_view key, DType dtype, void* out, std::size_t count) const override;
   void state_set(std::string_view key, DType dtype, const void* data, std::size_t count) override;
 
+  void set_owned_ranges(const std::vector<OwnedRange>& ranges) override;
+  bool sharded() const override { return sharded_; }
+  bool initialized() const override { return initialized_; }
+  void step_sharded(std::size_t count, const std::size_t* indices, void* const* shard_params,
+                    const void* const* grads) override;
+  void for_each_state_block(const std::function<void(void*, std::size_t)>& fn) override;
+  std::size_t state_bytes() const override;
+
   // ---- groups ------------------------------------------------------------------------------
   // Adds a group with a new optimizer of `kind` ("multi" is not allowed), configured by
   // config_json when not null. Returns its index.
@@ -121,7 +129,12 @@ class MultiOptimizer final : public Optimizer {
     int64_t numel;
     std::size_t group = 0;  // after init
     std::size_t local = 0;  // index among the group's parameters, after init
+    OwnedRange owned;           // when sharded
+    std::size_t shard_group = 0;  // when sharded: the group the ranges were planned for
   };
+  // update_indexed() after its checks of the tensors: readiness, lazy init, then the step.
+  void step_checked(std::size_t count, const std::size_t* indices, void* const* params,
+                    const void* const* grads);
 
   // Throws unless group `index` exists and may still get filters.
   Filter& filter_for_change(std::size_t index);
@@ -150,6 +163,7 @@ class MultiOptimizer final : public Optimizer {
   std::vector<Parameter> params_;
   std::map<std::string, std::size_t, std::less<>> param_index_;
   bool initialized_ = false;
+  bool sharded_ = false;
 
   // Scratch reused by update() so that a steady-state step does not allocate. Sized by
   // add_parameter and add_group.

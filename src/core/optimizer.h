@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/dtype.h"
 #include "common/shape.h"
@@ -20,6 +21,15 @@ namespace descent {
 struct SlotInfo {
   DType dtype;
   Shape shape;
+};
+
+// The elements [begin, end) of a parameter this process owns when the state is sharded
+// (src/distributed): begin == 0 and end == numel is the whole tensor. `owned` false: none of it
+// (a tensor without elements is owned whole by one rank).
+struct OwnedRange {
+  int64_t begin = 0;
+  int64_t end = 0;
+  bool owned = false;
 };
 
 class Optimizer {
@@ -83,6 +93,26 @@ class Optimizer {
   virtual SlotInfo state_info(std::string_view key) const = 0;
   virtual void state_get(std::string_view key, DType dtype, void* out, std::size_t count) const = 0;
   virtual void state_set(std::string_view key, DType dtype, const void* data, std::size_t count) = 0;
+
+  // ---- hooks for sharded state (src/distributed/sharding.h drives them) ---------------------
+  // Restricts the state to the given ranges, one per declared parameter (checked by the caller:
+  // one per parameter, within its element count). Before init only; declarations (and a multi
+  // optimizer's groups and filters) are fixed from then on. Slots of a parameter owned whole keep
+  // its shape, of a part are one-dimensional, of one not owned do not exist.
+  virtual void set_owned_ranges(const std::vector<OwnedRange>& ranges) = 0;
+  virtual bool sharded() const = 0;
+  virtual bool initialized() const = 0;
+  // One step on tensors already checked against the declarations (indices, dtypes, element
+  // counts, buffers): readiness checks and the schedule may still throw, changing nothing.
+  // shard_params[i] points at the owned elements of tensor indices[i] (the part [begin, end) of
+  // the parameter, contiguous), grads[i] at the whole gradient. Initialises the state first.
+  virtual void step_sharded(std::size_t count, const std::size_t* indices,
+                            void* const* shard_params, const void* const* grads) = 0;
+  // Every byte that a step changes (slots, step counters, stored learning rates), as blocks,
+  // in a fixed order, for a copy taken before a step and restored if the step is voted down.
+  virtual void for_each_state_block(const std::function<void(void* data, std::size_t bytes)>& fn) = 0;
+  // Bytes of state slots held now (after init) or that init would allocate (before).
+  virtual std::size_t state_bytes() const = 0;
 
  private:
   // Offsets and per-step pointer arrays, rebuilt when the parameter count changes: a cache, so

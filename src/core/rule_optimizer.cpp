@@ -51,6 +51,7 @@ RuleOptimizer::RuleOptimizer(const RuleOptimizer& o)
       schedule_(o.schedule_),
       step_(o.step_),
       initialized_(o.initialized_),
+      sharded_(o.sharded_),
       params_(o.params_),
       param_index_(o.param_index_),
       slot_index_(o.slot_index_),
@@ -177,6 +178,9 @@ void RuleOptimizer::add_parameter(std::string_view name, DType dtype, Shape shap
   if (initialized_)
     throw Error(DESCENT_ERR_INVALID_STATE,
                 what + ": parameters must be declared before the state is initialised");
+  if (sharded_)
+    throw Error(DESCENT_ERR_INVALID_STATE,
+                what + ": parameters are fixed once the optimizer is sharded");
   if (param_index_.count(name)) throw Error(DESCENT_ERR_DUPLICATE, what + ": declared twice");
   if (name == kStep || name == kLearningRate)
     throw Error(DESCENT_ERR_INVALID_ARGUMENT,
@@ -194,7 +198,7 @@ void RuleOptimizer::add_parameter(std::string_view name, DType dtype, Shape shap
     n *= d;
   }
   // Everything validated: commit.
-  params_.push_back(Parameter{std::string(name), dtype, std::move(shape), n, {}, {}, {}});
+  params_.push_back(Parameter{std::string(name), dtype, std::move(shape), n, {}, {}, {}, {0, n, true}, {}});
   param_index_.emplace(params_.back().name, params_.size() - 1);
   scratch_index_.reserve(params_.size());
   scratch_seen_.assign(params_.size(), 0);
@@ -216,7 +220,8 @@ void RuleOptimizer::init() {
   std::map<std::string, SlotRef, std::less<>> index;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const Parameter& p = params_[i];
-    specs[i] = rule_->slots(p.shape);
+    if (!owns(p)) continue;
+    specs[i] = rule_->slots(slot_shape(p));
     for (std::size_t s = 0; s < specs[i].size(); ++s) {
       const std::string key = join_key(p.name, specs[i][s].name);
       if (!index.emplace(key, SlotRef{i, s}).second || param_index_.count(key))
@@ -225,7 +230,7 @@ void RuleOptimizer::init() {
       buffers[i].emplace_back(static_cast<std::size_t>(numel(specs[i][s].shape)) *
                               dtype_size(p.dtype));
     }
-    rule_->prepare(p.dtype, p.shape);
+    rule_->prepare(p.dtype, slot_shape(p));
   }
   for (std::size_t i = 0; i < params_.size(); ++i) {
     Parameter& p = params_[i];
@@ -313,8 +318,70 @@ void RuleOptimizer::commit_step(float lr, std::size_t count, const std::size_t* 
   for (std::size_t i = 0; i < count; ++i) {
     Parameter& p = params_[indices[i]];
     if (p.numel == 0) continue;
+    if (sharded_) {
+      if (!p.owned.owned) continue;
+      const auto* grad = static_cast<const unsigned char*>(grads[i]) +
+                         static_cast<std::size_t>(p.owned.begin) * dtype_size(p.dtype);
+      rule_->apply(ctx, TensorStep{p.dtype, &p.own_shape, p.owned.end - p.owned.begin, params[i],
+                                   grad, p.slot_ptrs.data()});
+      continue;
+    }
     rule_->apply(ctx, TensorStep{p.dtype, &p.shape, p.numel, params[i], grads[i], p.slot_ptrs.data()});
   }
+}
+
+// ---- sharded state (src/distributed) -------------------------------------------------------
+
+void RuleOptimizer::set_owned_ranges(const std::vector<OwnedRange>& ranges) {
+  if (initialized_)
+    throw Error(DESCENT_ERR_INVALID_STATE, "the state is already initialised: shard before init");
+  if (ranges.size() != params_.size())
+    throw Error(DESCENT_ERR_INTERNAL, "set_owned_ranges: one range per parameter expected");
+  std::vector<Shape> shapes(params_.size());
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const Parameter& p = params_[i];
+    const OwnedRange r = ranges[i];
+    if (r.begin < 0 || r.end < r.begin || r.end > p.numel || (r.owned && r.begin == r.end && p.numel))
+      throw Error(DESCENT_ERR_INTERNAL, "set_owned_ranges: range outside '" + p.name + "'");
+    shapes[i] = (r.begin == 0 && r.end == p.numel) ? p.shape : Shape{r.end - r.begin};
+  }
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    params_[i].owned = ranges[i];
+    params_[i].own_shape = std::move(shapes[i]);
+  }
+  sharded_ = true;
+}
+
+void RuleOptimizer::step_sharded(std::size_t count, const std::size_t* indices,
+                                 void* const* shard_params, const void* const* grads) {
+  const float lr = prepare_step();
+  if (!initialized_) init();
+  commit_step(lr, count, indices, shard_params, grads);
+}
+
+void RuleOptimizer::for_each_state_block(const std::function<void(void*, std::size_t)>& fn) {
+  fn(&step_, sizeof step_);
+  fn(&learning_rate_, sizeof learning_rate_);
+  for (Parameter& p : params_)
+    for (Buffer& b : p.slots)
+      if (b.bytes()) fn(b.data(), b.bytes());
+}
+
+std::size_t RuleOptimizer::state_bytes() const {
+  std::size_t total = 0;
+  if (initialized_) {
+    for (const Parameter& p : params_)
+      for (const Buffer& b : p.slots) total += b.bytes();
+    return total;
+  }
+  std::unique_ptr<Rule> planner = rule_->clone();
+  planner->configure(hyper_);
+  for (const Parameter& p : params_) {
+    if (!owns(p)) continue;
+    for (const SlotSpec& s : planner->slots(slot_shape(p)))
+      total += static_cast<std::size_t>(numel(s.shape)) * dtype_size(p.dtype);
+  }
+  return total;
 }
 
 void RuleOptimizer::restore_settings(Settings&& s) noexcept {
@@ -358,7 +425,8 @@ std::optional<RuleOptimizer::SlotRef> RuleOptimizer::find_slot(std::string_view 
     if (key.size() <= p.name.size() + 1 || key.compare(0, p.name.size(), p.name) != 0 ||
         key[p.name.size()] != '.')
       continue;
-    const auto specs = planner->slots(p.shape);
+    if (!owns(p)) continue;
+    const auto specs = planner->slots(slot_shape(p));
     for (std::size_t s = 0; s < specs.size(); ++s)
       if (key.substr(p.name.size() + 1) == specs[s].name) return SlotRef{i, s};
   }
@@ -428,7 +496,7 @@ void RuleOptimizer::state_set(std::string_view key, DType dtype, const void* dat
     std::unique_ptr<Rule> planner = rule_->clone();
     planner->configure(hyper_);
     const Parameter& p = params_[planned->param];
-    check_slot_request(key, SlotInfo{p.dtype, planner->slots(p.shape)[planned->slot].shape}, dtype,
+    check_slot_request(key, SlotInfo{p.dtype, planner->slots(slot_shape(p))[planned->slot].shape}, dtype,
                        count);
     init();
   }

@@ -61,6 +61,14 @@ class RuleOptimizer final : public Optimizer {
   void state_get(std::string_view key, DType dtype, void* out, std::size_t count) const override;
   void state_set(std::string_view key, DType dtype, const void* data, std::size_t count) override;
 
+  void set_owned_ranges(const std::vector<OwnedRange>& ranges) override;
+  bool sharded() const override { return sharded_; }
+  bool initialized() const override { return initialized_; }
+  void step_sharded(std::size_t count, const std::size_t* indices, void* const* shard_params,
+                    const void* const* grads) override;
+  void for_each_state_block(const std::function<void(void*, std::size_t)>& fn) override;
+  std::size_t state_bytes() const override;
+
   // ---- for MultiOptimizer, which must check every group before changing any ----------------
   // The configuration (hyperparameters, learning rate, schedule) without the state. A call that
   // configures several groups and fails part-way restores each group's copy; cheap, since no
@@ -78,6 +86,7 @@ class RuleOptimizer final : public Optimizer {
   // nothing observable and returns the learning rate for commit_step(). commit_step() steps the
   // initialised optimizer: the counter advances and tensor i, the parameter declared at index
   // indices[i], is updated from params[i] and grads[i] (already validated). It cannot fail.
+  // When sharded, params[i] points at the owned part only (see Optimizer::step_sharded).
   float prepare_step();
   void commit_step(float learning_rate, std::size_t count, const std::size_t* indices,
                    void* const* params, const void* const* grads) noexcept;
@@ -91,7 +100,15 @@ class RuleOptimizer final : public Optimizer {
     std::vector<SlotSpec> slot_specs;  // decided at init, from the configured rule
     std::vector<Buffer> slots;         // empty until initialised
     std::vector<Buffer*> slot_ptrs;    // stable pointers handed to the rule
+    // Sharded state (set_owned_ranges): the owned elements; own_shape is the slots' shape.
+    OwnedRange owned{0, 0, true};
+    Shape own_shape;
   };
+  // Whether a parameter has state on this process, and the shape of its slots.
+  bool owns(const Parameter& p) const {
+    return !sharded_ || p.owned.owned;
+  }
+  const Shape& slot_shape(const Parameter& p) const { return sharded_ ? p.own_shape : p.shape; }
   struct SlotRef {
     std::size_t param;
     std::size_t slot;
@@ -112,6 +129,7 @@ class RuleOptimizer final : public Optimizer {
   SchedulePtr schedule_;                // when set, overwrites learning_rate_ before each step
   uint64_t step_ = 0;
   bool initialized_ = false;
+  bool sharded_ = false;
   std::vector<Parameter> params_;
   std::map<std::string, std::size_t, std::less<>> param_index_;
   std::map<std::string, SlotRef, std::less<>> slot_index_;  // "<param>.<slot>", after init

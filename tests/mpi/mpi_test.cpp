@@ -1,0 +1,177 @@
+// The sharded optimizer over MPI (libdescent_mpi), run by ctest under
+// mpirun -np {1,2,3,4}: exactness per kind against the single-process optimizer computed on
+// each rank, the sharded clip, a rank's failing collective, mismatched declarations.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "descent/descent_mpi.h"
+#include "distributed_support.h"
+
+using namespace distributed_support;
+
+namespace {
+
+int rank_of() {
+  int r = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+int size_of() {
+  int n = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &n);
+  return n;
+}
+
+descent_collectives* mpi_collectives() {
+  descent_collectives* c = nullptr;
+  char err[DESCENT_ERROR_CAPACITY] = {};
+  EXPECT_EQ(descent_mpi_collectives_create(MPI_COMM_WORLD, &c, err, sizeof err), DESCENT_OK) << err;
+  return c;
+}
+
+class MpiExactness : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(MpiExactness, BitwiseEqualToSingleProcess) {
+  const std::string kind = GetParam();
+  const auto m = model();
+  const Tensors ref = reference(kind, m, kSteps);
+  descent_collectives* c = mpi_collectives();
+  descent_optimizer* opt = make_optimizer(kind, m);
+  ASSERT_EQ(descent_optimizer_shard(opt, c), DESCENT_OK) << descent_optimizer_last_error(opt);
+  Tensors t(m);
+  for (int s = 0; s < kSteps; ++s) {
+    t.grads_for(m, static_cast<uint64_t>(s));
+    ASSERT_EQ(update(opt, m, t, s % 3), DESCENT_OK) << descent_optimizer_last_error(opt);
+  }
+  for (std::size_t k = 0; k < m.size(); ++k) EXPECT_EQ(t.p[k], ref.p[k]) << kind << " " << m[k].name;
+  descent_optimizer_free(opt);
+  descent_collectives_free(c);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, MpiExactness, ::testing::ValuesIn(kKinds),
+                         [](const auto& info) { return std::string(info.param); });
+
+TEST(Mpi, ShardedClipIsBitwiseTheSingleProcessClip) {
+  const auto m = model();
+  Tensors ref(m), t(m);
+  ref.grads_for(m, 3);
+  t.grads_for(m, 3);
+  std::vector<descent_dtype> dt;
+  std::vector<int64_t> nu;
+  std::vector<void*> g, gg;
+  for (std::size_t k = 0; k < m.size(); ++k) {
+    dt.push_back(m[k].dtype);
+    nu.push_back(m[k].numel());
+    g.push_back(ref.g[k].data());
+    gg.push_back(t.g[k].data());
+  }
+  double a = 0, b = 0;
+  ASSERT_EQ(descent_clip_grad_norm(m.size(), dt.data(), nu.data(), g.data(), 0.25, &a, nullptr, 0), DESCENT_OK);
+  descent_collectives* c = mpi_collectives();
+  ASSERT_EQ(descent_collectives_clip_grad_norm(c, m.size(), dt.data(), nu.data(), gg.data(), 0.25, &b,
+                                               nullptr, 0),
+            DESCENT_OK);
+  EXPECT_EQ(std::memcmp(&a, &b, sizeof a), 0);
+  EXPECT_EQ(t.g, ref.g);
+  descent_collectives_free(c);
+}
+
+// Collectives over MPI whose all-gatherv fails (after taking part) on the last rank at its
+// `fail_at`-th call.
+struct Faulty {
+  int calls = 0;
+  int fail_at = -1;
+};
+descent_status faulty_gather(void* buffer, const size_t* bytes, void* user_data, char* message,
+                             size_t cap) {
+  auto* f = static_cast<Faulty*>(user_data);
+  const int n = size_of();
+  std::vector<int> counts(n), displs(n);
+  size_t at = 0;
+  for (int r = 0; r < n; ++r) {
+    counts[r] = static_cast<int>(bytes[r]);
+    displs[r] = static_cast<int>(at);
+    at += bytes[r];
+  }
+  MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buffer, counts.data(), displs.data(), MPI_BYTE,
+                 MPI_COMM_WORLD);
+  if (f->calls++ == f->fail_at) {
+    std::snprintf(message, cap, "injected");
+    return DESCENT_ERR_IO;
+  }
+  return DESCENT_OK;
+}
+descent_status plain_reduce(double* v, size_t n, descent_reduce_op op, void*, char*, size_t) {
+  MPI_Allreduce(MPI_IN_PLACE, v, static_cast<int>(n), MPI_DOUBLE,
+                op == DESCENT_REDUCE_MAX ? MPI_MAX : MPI_SUM, MPI_COMM_WORLD);
+  return DESCENT_OK;
+}
+
+TEST(Mpi, FailingCollectiveOnOneRankFailsEveryRankAndChangesNothing) {
+  const auto m = model();
+  Faulty f;
+  if (rank_of() == size_of() - 1) f.fail_at = 1;  // the second step's all-gather
+  descent_collectives* c = nullptr;
+  ASSERT_EQ(descent_collectives_create(static_cast<size_t>(rank_of()), static_cast<size_t>(size_of()),
+                                       &c, nullptr, 0),
+            DESCENT_OK);
+  descent_collectives_set_allgatherv(c, faulty_gather, &f, nullptr);
+  descent_collectives_set_allreduce(c, plain_reduce, nullptr, nullptr);
+  descent_optimizer* opt = make_optimizer("adamw", m);
+  ASSERT_EQ(descent_optimizer_shard(opt, c), DESCENT_OK);
+  Tensors t(m);
+  t.grads_for(m, 0);
+  ASSERT_EQ(update(opt, m, t, 0), DESCENT_OK);
+  const Tensors after_one = t;
+  t.grads_for(m, 1);
+  EXPECT_EQ(update(opt, m, t, 1), DESCENT_ERR_IO) << descent_optimizer_last_error(opt);
+  EXPECT_EQ(t.p, after_one.p);
+  t.grads_for(m, 2);
+  EXPECT_EQ(update(opt, m, t, 2), DESCENT_OK);
+  // The same as two clean steps on the gradients of steps 0 and 2.
+  descent_optimizer* single = make_optimizer("adamw", m);
+  Tensors r(m);
+  for (uint64_t s : {0, 2}) {
+    r.grads_for(m, s);
+    ASSERT_EQ(update(single, m, r, 0), DESCENT_OK);
+  }
+  EXPECT_EQ(t.p, r.p);
+  descent_optimizer_free(single);
+  descent_optimizer_free(opt);
+  descent_collectives_free(c);
+}
+
+TEST(Mpi, MismatchedDeclarationsFailEveryRank) {
+  auto m = model();
+  if (rank_of() == size_of() - 1 && size_of() > 1) m[2].shape = {25};
+  descent_collectives* c = mpi_collectives();
+  descent_optimizer* opt = make_optimizer("adam", m);
+  if (size_of() > 1) {
+    EXPECT_EQ(descent_optimizer_shard(opt, c), DESCENT_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(descent_optimizer_last_error(opt)).find("shapes"), std::string::npos);
+  } else {
+    EXPECT_EQ(descent_optimizer_shard(opt, c), DESCENT_OK);
+  }
+  descent_optimizer_free(opt);
+  descent_collectives_free(c);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  ::testing::InitGoogleTest(&argc, argv);
+  if (rank_of() != 0) {  // one rank reports; every rank's failures still fail the exit code
+    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
+    delete listeners.Release(listeners.default_result_printer());
+  }
+  int failed = RUN_ALL_TESTS() != 0;
+  int any = 0;
+  MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  MPI_Finalize();
+  return any;
+}
