@@ -26,6 +26,8 @@ packages=(
   ccache                  # compiler cache: rebuilds in CI and development
   abigail-tools           # abidiff: the ABI check against abi/libdescent.abi
   clang-format            # scripts/check-format.sh
+  libopenmpi-dev          # libdescent_mpi, the MPI adapter (docs/distributed.md)
+  openmpi-bin             # mpirun for its tests
 )
 
 missing=()
