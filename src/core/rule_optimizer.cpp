@@ -1,11 +1,13 @@
 #include "core/rule_optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
 #include "common/error.h"
 #include "core/tensor_list.h"
+#include "core/thread_pool.h"
 #include "config/json_config.h"
 #include "schedules/schedule_parse.h"
 
@@ -56,12 +58,19 @@ RuleOptimizer::RuleOptimizer(const RuleOptimizer& o)
       slot_index_(o.slot_index_),
       state_keys_(o.state_keys_),
       scratch_index_(o.scratch_index_),
-      scratch_seen_(o.scratch_seen_) {
+      scratch_seen_(o.scratch_seen_),
+      num_threads_(o.num_threads_) {
   for (auto& p : params_) {
     p.slot_ptrs.clear();
     for (auto& b : p.slots) p.slot_ptrs.push_back(&b);
   }
-  scratch_index_.reserve(params_.size());  // a copied vector keeps its size, not its capacity
+  reserve_scratch();  // a copied vector keeps its size, not its capacity
+}
+
+void RuleOptimizer::reserve_scratch() {
+  scratch_index_.reserve(params_.size());
+  scratch_steps_.reserve(params_.size());
+  scratch_prefix_.reserve(params_.size() + 1);
 }
 
 std::unique_ptr<Optimizer> RuleOptimizer::clone() const {
@@ -196,7 +205,7 @@ void RuleOptimizer::add_parameter(std::string_view name, DType dtype, Shape shap
   // Everything validated: commit.
   params_.push_back(Parameter{std::string(name), dtype, std::move(shape), n, {}, {}, {}});
   param_index_.emplace(params_.back().name, params_.size() - 1);
-  scratch_index_.reserve(params_.size());
+  reserve_scratch();
   scratch_seen_.assign(params_.size(), 0);
 }
 
@@ -310,11 +319,84 @@ void RuleOptimizer::commit_step(float lr, std::size_t count, const std::size_t* 
   if (schedule_) learning_rate_ = lr;
   ++step_;
   const StepContext ctx{step_, learning_rate_.value_or(0.0f), learning_rate_.has_value()};
+  const std::size_t threads = num_threads_ ? num_threads_ : parallel::default_threads();
+  if (threads > 1 && rule_->elementwise()) {
+    int64_t total = 0;
+    for (std::size_t i = 0; i < count; ++i) total += params_[indices[i]].numel;
+    const std::size_t workers = parallel::workers_for(total, threads);
+    if (workers > 1) return commit_threaded(ctx, workers, count, indices, params, grads);
+  }
   for (std::size_t i = 0; i < count; ++i) {
     Parameter& p = params_[indices[i]];
     if (p.numel == 0) continue;
     rule_->apply(ctx, TensorStep{p.dtype, &p.shape, p.numel, params[i], grads[i], p.slot_ptrs.data()});
   }
+}
+
+namespace {
+
+// A threaded step of an elementwise rule. The tensors' elements, one after another, form one
+// range [0, total) that is cut into `workers` nearly equal contiguous parts; a cut inside a
+// tensor moves down to a multiple of 64 bytes from the tensor's start. Worker k updates part k:
+// whole tensors (many small ones) or a range of one (a large one). Every element is computed by
+// the same code whatever the cut, so the results do not depend on the thread count.
+struct ThreadedStep {
+  Rule* rule;
+  const StepContext* ctx;
+  const TensorStep* steps;
+  const int64_t* prefix;  // count + 1 cumulative element counts, strictly increasing
+  std::size_t count;
+  int64_t total;
+
+  std::size_t tensor_at(int64_t pos) const {  // the tensor holding element pos < total
+    return static_cast<std::size_t>(std::upper_bound(prefix, prefix + count + 1, pos) - prefix) - 1;
+  }
+  int64_t cut(std::size_t k, std::size_t workers) const {
+    if (k == 0) return 0;
+    if (k >= workers) return total;
+    const int64_t per = total / static_cast<int64_t>(workers);
+    const int64_t extra = total % static_cast<int64_t>(workers);
+    const int64_t pos = per * static_cast<int64_t>(k) + std::min<int64_t>(static_cast<int64_t>(k), extra);
+    const std::size_t t = tensor_at(pos);
+    const int64_t align = 64 / static_cast<int64_t>(dtype_size(steps[t].dtype));
+    return prefix[t] + (pos - prefix[t]) / align * align;
+  }
+  static void run(void* self, std::size_t k, std::size_t workers) {
+    const auto& job = *static_cast<const ThreadedStep*>(self);
+    const int64_t lo = job.cut(k, workers), hi = job.cut(k + 1, workers);
+    if (lo >= hi) return;
+    for (std::size_t t = job.tensor_at(lo); t < job.count && job.prefix[t] < hi; ++t) {
+      const int64_t b = std::max(lo, job.prefix[t]) - job.prefix[t];
+      const int64_t e = std::min(hi, job.prefix[t + 1]) - job.prefix[t];
+      TensorStep s = job.steps[t];
+      const std::size_t es = dtype_size(s.dtype);
+      s.param = static_cast<unsigned char*>(s.param) + b * es;
+      s.grad = static_cast<const unsigned char*>(s.grad) + b * es;
+      s.numel = e - b;
+      s.offset = b;
+      job.rule->apply(*job.ctx, s);
+    }
+  }
+};
+
+}  // namespace
+
+void RuleOptimizer::commit_threaded(const StepContext& ctx, std::size_t workers, std::size_t count,
+                                    const std::size_t* indices, void* const* params,
+                                    const void* const* grads) noexcept {
+  // Within the capacity reserved with the parameters: no allocation.
+  scratch_steps_.clear();
+  scratch_prefix_.clear();
+  scratch_prefix_.push_back(0);
+  for (std::size_t i = 0; i < count; ++i) {
+    Parameter& p = params_[indices[i]];
+    if (p.numel == 0) continue;
+    scratch_steps_.push_back(TensorStep{p.dtype, &p.shape, p.numel, params[i], grads[i], p.slot_ptrs.data()});
+    scratch_prefix_.push_back(scratch_prefix_.back() + p.numel);
+  }
+  ThreadedStep job{rule_.get(), &ctx, scratch_steps_.data(), scratch_prefix_.data(),
+                   scratch_steps_.size(), scratch_prefix_.back()};
+  parallel::run(workers, &ThreadedStep::run, &job);
 }
 
 void RuleOptimizer::restore_settings(Settings&& s) noexcept {

@@ -55,6 +55,9 @@ class RuleOptimizer final : public Optimizer {
                       const int64_t* numels, void* const* params,
                       const void* const* grads) override;
 
+  void set_num_threads(std::size_t n) noexcept override { num_threads_ = n; }
+  std::size_t num_threads() const noexcept override { return num_threads_; }
+
   std::size_t state_count() const override { return state_keys_.size(); }
   const std::string& state_key(std::size_t index) const override;
   SlotInfo state_info(std::string_view key) const override;
@@ -119,6 +122,16 @@ class RuleOptimizer final : public Optimizer {
   // Scratch reused by update() so that a steady-state step does not allocate.
   std::vector<std::size_t> scratch_index_;  // per named tensor: its parameter (reserved)
   std::vector<unsigned char> scratch_seen_;
+  // Scratch of a threaded step (reserved with the parameters): the tensors and their cumulative
+  // element counts.
+  std::vector<TensorStep> scratch_steps_;
+  std::vector<int64_t> scratch_prefix_;
+  std::size_t num_threads_ = 0;  // 0: the process-wide setting
+
+  void reserve_scratch();
+  void commit_threaded(const StepContext& ctx, std::size_t workers, std::size_t count,
+                       const std::size_t* indices, void* const* params,
+                       const void* const* grads) noexcept;
 };
 
 }  // namespace descent
