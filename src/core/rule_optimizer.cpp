@@ -60,11 +60,46 @@ RuleOptimizer::RuleOptimizer(const RuleOptimizer& o)
       scratch_index_(o.scratch_index_),
       scratch_seen_(o.scratch_seen_),
       num_threads_(o.num_threads_) {
+  // params_ copied every slot into an owning Buffer: lay them out in an arena of our own.
+  std::vector<std::vector<std::size_t>> bytes(params_.size());
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    for (const auto& b : params_[i].slots) bytes[i].push_back(b.bytes());
+  std::vector<std::vector<Buffer>> views;
+  Buffer arena = make_arena(bytes, views);
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    for (std::size_t k = 0; k < views[i].size(); ++k) {
+      if (views[i][k].bytes())
+        std::memcpy(views[i][k].data(), params_[i].slots[k].data(), views[i][k].bytes());
+      params_[i].slots[k] = std::move(views[i][k]);
+    }
+  arena_ = std::move(arena);
   for (auto& p : params_) {
     p.slot_ptrs.clear();
     for (auto& b : p.slots) p.slot_ptrs.push_back(&b);
   }
   reserve_scratch();  // a copied vector keeps its size, not its capacity
+}
+
+Buffer RuleOptimizer::make_arena(const std::vector<std::vector<std::size_t>>& bytes,
+                                std::vector<std::vector<Buffer>>& views) const {
+  const auto round = [](std::size_t b) { return (b + 63) / 64 * 64; };
+  std::size_t slots = 0, total = 0;
+  for (const auto& b : bytes) slots = std::max(slots, b.size());
+  for (std::size_t k = 0; k < slots; ++k)
+    for (const auto& b : bytes)
+      if (k < b.size()) total += round(b[k]);
+  Buffer arena(total);
+  views.assign(bytes.size(), {});
+  for (std::size_t i = 0; i < bytes.size(); ++i) views[i].resize(bytes[i].size());
+  auto* base = static_cast<unsigned char*>(arena.data());
+  std::size_t at = 0;
+  for (std::size_t k = 0; k < slots; ++k)
+    for (std::size_t i = 0; i < bytes.size(); ++i)
+      if (k < bytes[i].size() && bytes[i][k]) {
+        views[i][k] = Buffer::view(base + at, bytes[i][k]);
+        at += round(bytes[i][k]);
+      }
+  return arena;
 }
 
 void RuleOptimizer::reserve_scratch() {
@@ -221,7 +256,7 @@ void RuleOptimizer::init() {
   configure_rule();
   // Decide and allocate everything before committing anything.
   std::vector<std::vector<SlotSpec>> specs(params_.size());
-  std::vector<std::vector<Buffer>> buffers(params_.size());
+  std::vector<std::vector<std::size_t>> bytes(params_.size());
   std::map<std::string, SlotRef, std::less<>> index;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const Parameter& p = params_[i];
@@ -231,11 +266,12 @@ void RuleOptimizer::init() {
       if (!index.emplace(key, SlotRef{i, s}).second || param_index_.count(key))
         throw Error(DESCENT_ERR_DUPLICATE, "parameter '" + p.name + "': state key '" + key +
                                                "' collides with one of another parameter");
-      buffers[i].emplace_back(static_cast<std::size_t>(numel(specs[i][s].shape)) *
-                              dtype_size(p.dtype));
+      bytes[i].push_back(static_cast<std::size_t>(numel(specs[i][s].shape)) * dtype_size(p.dtype));
     }
     rule_->prepare(p.dtype, p.shape);
   }
+  std::vector<std::vector<Buffer>> buffers;
+  Buffer arena = make_arena(bytes, buffers);
   for (std::size_t i = 0; i < params_.size(); ++i) {
     Parameter& p = params_[i];
     p.slot_specs = std::move(specs[i]);
@@ -243,6 +279,7 @@ void RuleOptimizer::init() {
     p.slot_ptrs.clear();
     for (auto& b : p.slots) p.slot_ptrs.push_back(&b);
   }
+  arena_ = std::move(arena);
   slot_index_ = std::move(index);
   initialized_ = true;
   rebuild_state_keys();

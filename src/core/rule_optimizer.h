@@ -116,6 +116,10 @@ class RuleOptimizer final : public Optimizer {
   uint64_t step_ = 0;
   bool initialized_ = false;
   std::vector<Parameter> params_;
+  // Every parameter's state slots live in one zeroed block, slot by slot (all "m", then all
+  // "v", ...), each at a multiple of 64 bytes: many small tensors then stream through memory as
+  // one large one would. Parameter::slots are views into it.
+  Buffer arena_;
   std::map<std::string, std::size_t, std::less<>> param_index_;
   std::map<std::string, SlotRef, std::less<>> slot_index_;  // "<param>.<slot>", after init
   std::vector<std::string> state_keys_;
@@ -129,6 +133,10 @@ class RuleOptimizer final : public Optimizer {
   std::size_t num_threads_ = 0;  // 0: the process-wide setting
 
   void reserve_scratch();
+  // Lays out the slots of `specs` (per parameter) in one new arena: returns it and fills `views`.
+  // Allocates (may throw) before anything is changed.
+  Buffer make_arena(const std::vector<std::vector<std::size_t>>& bytes,
+                    std::vector<std::vector<Buffer>>& views) const;
   void commit_threaded(const StepContext& ctx, std::size_t workers, std::size_t count,
                        const std::size_t* indices, void* const* params,
                        const void* const* grads) noexcept;
