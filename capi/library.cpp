@@ -1,8 +1,10 @@
 // Library-wide entry points: versions, names of codes, and the per-thread error message.
 #include <cstring>
+#include <string>
 
 #include "capi/guard.h"
 #include "common/dtype.h"
+#include "core/thread_pool.h"
 #include "optimizers/registry.h"
 
 namespace {
@@ -75,5 +77,22 @@ DESCENT_API size_t descent_kind_count(void) { return descent::kind_count(); }
 DESCENT_API const char* descent_kind_name(size_t index) { return descent::kind_name(index); }
 
 DESCENT_API const char* descent_last_error(void) { return thread_error; }
+
+DESCENT_API descent_status descent_set_num_threads(size_t n) {
+  return descent::capi::guarded_to(nullptr, 0, [&] {
+    if (n > descent::parallel::kMaxThreads)
+      throw descent::Error(DESCENT_ERR_OUT_OF_RANGE,
+                           "num_threads: at most " + std::to_string(descent::parallel::kMaxThreads) +
+                               " (got " + std::to_string(n) + ")");
+    descent::parallel::set_default_threads(n);
+  });
+}
+
+DESCENT_API descent_status descent_get_num_threads(size_t* out) {
+  return descent::capi::guarded_to(nullptr, 0, [&] {
+    descent::capi::require(out, "out");
+    *out = descent::parallel::default_threads();
+  });
+}
 
 }  // extern "C"

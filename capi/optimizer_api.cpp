@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "capi/guard.h"
+#include "core/thread_pool.h"
 #include "distributed/sharding.h"
 
 using descent::capi::guarded;
@@ -168,6 +169,25 @@ DESCENT_API descent_status descent_optimizer_update_flat(descent_optimizer* opt,
       opt->sharding->update_flat(*opt->impl, params, grads, size);
     else
       opt->impl->update_flat(params, grads, size);
+  });
+}
+
+DESCENT_API descent_status descent_optimizer_set_num_threads(descent_optimizer* opt, size_t n) {
+  return guarded_mutation(opt, "opt", [&] {
+    if (n > descent::parallel::kMaxThreads)
+      throw descent::Error(DESCENT_ERR_OUT_OF_RANGE,
+                           "num_threads: at most " + std::to_string(descent::parallel::kMaxThreads) +
+                               " (got " + std::to_string(n) + ")");
+    opt->impl->set_num_threads(n);
+  });
+}
+
+DESCENT_API descent_status descent_optimizer_get_num_threads(const descent_optimizer* opt,
+                                                             size_t* out) {
+  return guarded(opt, [&] {
+    require(opt, "opt");
+    require(out, "out");
+    *out = opt->impl->num_threads();
   });
 }
 

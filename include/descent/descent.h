@@ -537,6 +537,30 @@ DESCENT_API descent_status descent_optimizer_state_bytes(const descent_optimizer
                                                          size_t* state_bytes,
                                                          size_t* scratch_bytes);
 
+/* ---- Threads (since 1.1) -------------------------------------------------------------------
+ * The elementwise optimizers (every kind but adafactor and muon) split a step across a pool of
+ * worker threads: large tensors into contiguous ranges, many small tensors by assigning whole
+ * tensors to threads. The split never changes a result: every thread count gives the same bits.
+ * Steps of fewer than about 64K elements per thread (DESCENT_MIN_ELEMENTS_PER_THREAD) run on the
+ * calling thread. The pool starts on the first step that uses it. When several threads step
+ * different optimizers at once, one uses the pool and the others run on their own thread.
+ * Environment, read once: DESCENT_NUM_THREADS (the default of the process-wide count),
+ * DESCENT_MIN_ELEMENTS_PER_THREAD, DESCENT_ISA (sse2, avx2 or avx512: the widest instruction set
+ * the kernels may use; default and upper bound: what the CPU supports). docs/performance.md. */
+
+/* The process-wide thread count; 0 restores the default (DESCENT_NUM_THREADS, else the number
+ * of CPUs this process may run on). Since 1.1. */
+DESCENT_API descent_status descent_set_num_threads(size_t n);
+/* The process-wide thread count in effect (at least 1). Since 1.1. */
+DESCENT_API descent_status descent_get_num_threads(size_t* out);
+/* This optimizer's thread count; 0 (the default) follows the process-wide count. Not a
+ * hyperparameter: not saved in checkpoints. On a multi optimizer it sets every group; a group
+ * handle sets its own group. Since 1.1. */
+DESCENT_API descent_status descent_optimizer_set_num_threads(descent_optimizer* opt, size_t n);
+/* This optimizer's setting (0: follows the process-wide count). Since 1.1. */
+DESCENT_API descent_status descent_optimizer_get_num_threads(const descent_optimizer* opt,
+                                                             size_t* out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,7 +9,19 @@
 
 namespace descent {
 
+namespace detail {
+// Frees an owning Buffer's block; does nothing for a view.
+struct BufferFree {
+  bool owned = true;
+  void operator()(unsigned char* p) const noexcept {
+    if (owned) std::free(p);
+  }
+};
+}  // namespace detail
+
 class Buffer {
+  using Free = detail::BufferFree;
+
  public:
   Buffer() = default;
   explicit Buffer(std::size_t bytes) : bytes_(bytes) {
@@ -19,6 +31,14 @@ class Buffer {
     if (!p) throw std::bad_alloc();
     std::memset(p, 0, rounded);
     data_.reset(static_cast<unsigned char*>(p));
+  }
+  // A view of `bytes` at `data` inside another Buffer that outlives it (the optimizer's slot
+  // arena): not freed with it. Copying a view copies the bytes into a new owning Buffer.
+  static Buffer view(void* data, std::size_t bytes) noexcept {
+    Buffer b;
+    b.bytes_ = bytes;
+    b.data_ = std::unique_ptr<unsigned char, Free>(static_cast<unsigned char*>(data), Free{false});
+    return b;
   }
   Buffer(const Buffer& other) : Buffer(other.bytes_) {
     if (bytes_) std::memcpy(data_.get(), other.data_.get(), bytes_);
@@ -39,9 +59,6 @@ class Buffer {
   const T* as() const noexcept { return static_cast<const T*>(data()); }
 
  private:
-  struct Free {
-    void operator()(unsigned char* p) const noexcept { std::free(p); }
-  };
   std::unique_ptr<unsigned char, Free> data_;
   std::size_t bytes_ = 0;
 };

@@ -122,6 +122,7 @@ MultiOptimizer::MultiOptimizer(const MultiOptimizer& o)
       param_index_(o.param_index_),
       initialized_(o.initialized_),
       sharded_(o.sharded_),
+      num_threads_(o.num_threads_),
       scratch_seen_(o.scratch_seen_),
       scratch_index_(o.scratch_index_),
       scratch_offset_(o.scratch_offset_),
@@ -157,6 +158,7 @@ void MultiOptimizer::adopt(Optimizer& other_base) noexcept {
   param_index_ = std::move(other.param_index_);
   initialized_ = other.initialized_;
   sharded_ = other.sharded_;
+  num_threads_ = other.num_threads_;
   scratch_seen_ = std::move(other.scratch_seen_);
   scratch_index_ = std::move(other.scratch_index_);
   scratch_offset_ = std::move(other.scratch_offset_);
@@ -194,9 +196,15 @@ std::size_t MultiOptimizer::add_group(std::string_view kind, const char* config_
   scratch_offset_.resize(index + 2, 0);
   scratch_cursor_.resize(index + 1, 0);
   scratch_lr_.resize(index + 1, 0.0f);
+  group->set_num_threads(num_threads_);
   groups_.push_back(std::move(group));
   filters_.emplace_back();
   return index;
+}
+
+void MultiOptimizer::set_num_threads(std::size_t n) noexcept {
+  num_threads_ = n;
+  for (auto& g : groups_) g->set_num_threads(n);
 }
 
 RuleOptimizer& MultiOptimizer::group(std::size_t index) {

@@ -93,6 +93,11 @@ class MultiOptimizer final : public Optimizer {
                       const int64_t* numels, void* const* params,
                       const void* const* grads) override;
 
+  // Sets every group's thread count (groups added later get it too); a group's own handle may
+  // then set its own.
+  void set_num_threads(std::size_t n) noexcept override;
+  std::size_t num_threads() const noexcept override { return num_threads_; }
+
   std::size_t state_count() const override;
   const std::string& state_key(std::size_t index) const override;
   SlotInfo state_info(std::string_view key) const override;
@@ -164,6 +169,7 @@ class MultiOptimizer final : public Optimizer {
   std::map<std::string, std::size_t, std::less<>> param_index_;
   bool initialized_ = false;
   bool sharded_ = false;
+  std::size_t num_threads_ = 0;  // 0: the process-wide setting
 
   // Scratch reused by update() so that a steady-state step does not allocate. Sized by
   // add_parameter and add_group.

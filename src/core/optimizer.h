@@ -87,6 +87,11 @@ class Optimizer {
   std::size_t flat_size() const;
   void update_flat(void* params, const void* grads, std::size_t size);
 
+  // Threads for this optimizer's steps; 0 (the default) follows the process-wide setting
+  // (descent_set_num_threads). Not a hyperparameter: not saved, not in config_json.
+  virtual void set_num_threads(std::size_t n) noexcept = 0;
+  virtual std::size_t num_threads() const noexcept = 0;
+
   // State, by MLX's tree_flatten keys.
   virtual std::size_t state_count() const = 0;
   virtual const std::string& state_key(std::size_t index) const = 0;

@@ -1,11 +1,13 @@
 #include "core/rule_optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
 #include "common/error.h"
 #include "core/tensor_list.h"
+#include "core/thread_pool.h"
 #include "config/json_config.h"
 #include "schedules/schedule_parse.h"
 
@@ -57,12 +59,54 @@ RuleOptimizer::RuleOptimizer(const RuleOptimizer& o)
       slot_index_(o.slot_index_),
       state_keys_(o.state_keys_),
       scratch_index_(o.scratch_index_),
-      scratch_seen_(o.scratch_seen_) {
+      scratch_seen_(o.scratch_seen_),
+      num_threads_(o.num_threads_) {
+  // params_ copied every slot into an owning Buffer: lay them out in an arena of our own.
+  std::vector<std::vector<std::size_t>> bytes(params_.size());
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    for (const auto& b : params_[i].slots) bytes[i].push_back(b.bytes());
+  std::vector<std::vector<Buffer>> views;
+  Buffer arena = make_arena(bytes, views);
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    for (std::size_t k = 0; k < views[i].size(); ++k) {
+      if (views[i][k].bytes())
+        std::memcpy(views[i][k].data(), params_[i].slots[k].data(), views[i][k].bytes());
+      params_[i].slots[k] = std::move(views[i][k]);
+    }
+  arena_ = std::move(arena);
   for (auto& p : params_) {
     p.slot_ptrs.clear();
     for (auto& b : p.slots) p.slot_ptrs.push_back(&b);
   }
-  scratch_index_.reserve(params_.size());  // a copied vector keeps its size, not its capacity
+  reserve_scratch();  // a copied vector keeps its size, not its capacity
+}
+
+Buffer RuleOptimizer::make_arena(const std::vector<std::vector<std::size_t>>& bytes,
+                                std::vector<std::vector<Buffer>>& views) const {
+  const auto round = [](std::size_t b) { return (b + 63) / 64 * 64; };
+  std::size_t slots = 0, total = 0;
+  for (const auto& b : bytes) slots = std::max(slots, b.size());
+  for (std::size_t k = 0; k < slots; ++k)
+    for (const auto& b : bytes)
+      if (k < b.size()) total += round(b[k]);
+  Buffer arena(total);
+  views.assign(bytes.size(), {});
+  for (std::size_t i = 0; i < bytes.size(); ++i) views[i].resize(bytes[i].size());
+  auto* base = static_cast<unsigned char*>(arena.data());
+  std::size_t at = 0;
+  for (std::size_t k = 0; k < slots; ++k)
+    for (std::size_t i = 0; i < bytes.size(); ++i)
+      if (k < bytes[i].size() && bytes[i][k]) {
+        views[i][k] = Buffer::view(base + at, bytes[i][k]);
+        at += round(bytes[i][k]);
+      }
+  return arena;
+}
+
+void RuleOptimizer::reserve_scratch() {
+  scratch_index_.reserve(params_.size());
+  scratch_steps_.reserve(params_.size());
+  scratch_prefix_.reserve(params_.size() + 1);
 }
 
 std::unique_ptr<Optimizer> RuleOptimizer::clone() const {
@@ -200,7 +244,7 @@ void RuleOptimizer::add_parameter(std::string_view name, DType dtype, Shape shap
   // Everything validated: commit.
   params_.push_back(Parameter{std::string(name), dtype, std::move(shape), n, {}, {}, {}, {0, n, true}, {}});
   param_index_.emplace(params_.back().name, params_.size() - 1);
-  scratch_index_.reserve(params_.size());
+  reserve_scratch();
   scratch_seen_.assign(params_.size(), 0);
 }
 
@@ -216,7 +260,7 @@ void RuleOptimizer::init() {
   configure_rule();
   // Decide and allocate everything before committing anything.
   std::vector<std::vector<SlotSpec>> specs(params_.size());
-  std::vector<std::vector<Buffer>> buffers(params_.size());
+  std::vector<std::vector<std::size_t>> bytes(params_.size());
   std::map<std::string, SlotRef, std::less<>> index;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const Parameter& p = params_[i];
@@ -227,11 +271,12 @@ void RuleOptimizer::init() {
       if (!index.emplace(key, SlotRef{i, s}).second || param_index_.count(key))
         throw Error(DESCENT_ERR_DUPLICATE, "parameter '" + p.name + "': state key '" + key +
                                                "' collides with one of another parameter");
-      buffers[i].emplace_back(static_cast<std::size_t>(numel(specs[i][s].shape)) *
-                              dtype_size(p.dtype));
+      bytes[i].push_back(static_cast<std::size_t>(numel(specs[i][s].shape)) * dtype_size(p.dtype));
     }
     rule_->prepare(p.dtype, slot_shape(p));
   }
+  std::vector<std::vector<Buffer>> buffers;
+  Buffer arena = make_arena(bytes, buffers);
   for (std::size_t i = 0; i < params_.size(); ++i) {
     Parameter& p = params_[i];
     p.slot_specs = std::move(specs[i]);
@@ -239,6 +284,7 @@ void RuleOptimizer::init() {
     p.slot_ptrs.clear();
     for (auto& b : p.slots) p.slot_ptrs.push_back(&b);
   }
+  arena_ = std::move(arena);
   slot_index_ = std::move(index);
   initialized_ = true;
   rebuild_state_keys();
@@ -315,6 +361,13 @@ void RuleOptimizer::commit_step(float lr, std::size_t count, const std::size_t* 
   if (schedule_) learning_rate_ = lr;
   ++step_;
   const StepContext ctx{step_, learning_rate_.value_or(0.0f), learning_rate_.has_value()};
+  const std::size_t threads = num_threads_ ? num_threads_ : parallel::default_threads();
+  if (!sharded_ && threads > 1 && rule_->elementwise()) {  // a shard steps on the caller
+    int64_t total = 0;
+    for (std::size_t i = 0; i < count; ++i) total += params_[indices[i]].numel;
+    const std::size_t workers = parallel::workers_for(total, threads);
+    if (workers > 1) return commit_threaded(ctx, workers, count, indices, params, grads);
+  }
   for (std::size_t i = 0; i < count; ++i) {
     Parameter& p = params_[indices[i]];
     if (p.numel == 0) continue;
@@ -382,6 +435,72 @@ std::size_t RuleOptimizer::state_bytes() const {
       total += static_cast<std::size_t>(numel(s.shape)) * dtype_size(p.dtype);
   }
   return total;
+}
+
+namespace {
+
+// A threaded step of an elementwise rule. The tensors' elements, one after another, form one
+// range [0, total) that is cut into `workers` nearly equal contiguous parts; a cut inside a
+// tensor moves down to a multiple of 64 bytes from the tensor's start. Worker k updates part k:
+// whole tensors (many small ones) or a range of one (a large one). Every element is computed by
+// the same code whatever the cut, so the results do not depend on the thread count.
+struct ThreadedStep {
+  Rule* rule;
+  const StepContext* ctx;
+  const TensorStep* steps;
+  const int64_t* prefix;  // count + 1 cumulative element counts, strictly increasing
+  std::size_t count;
+  int64_t total;
+
+  std::size_t tensor_at(int64_t pos) const {  // the tensor holding element pos < total
+    return static_cast<std::size_t>(std::upper_bound(prefix, prefix + count + 1, pos) - prefix) - 1;
+  }
+  int64_t cut(std::size_t k, std::size_t workers) const {
+    if (k == 0) return 0;
+    if (k >= workers) return total;
+    const int64_t per = total / static_cast<int64_t>(workers);
+    const int64_t extra = total % static_cast<int64_t>(workers);
+    const int64_t pos = per * static_cast<int64_t>(k) + std::min<int64_t>(static_cast<int64_t>(k), extra);
+    const std::size_t t = tensor_at(pos);
+    const int64_t align = 64 / static_cast<int64_t>(dtype_size(steps[t].dtype));
+    return prefix[t] + (pos - prefix[t]) / align * align;
+  }
+  static void run(void* self, std::size_t k, std::size_t workers) {
+    const auto& job = *static_cast<const ThreadedStep*>(self);
+    const int64_t lo = job.cut(k, workers), hi = job.cut(k + 1, workers);
+    if (lo >= hi) return;
+    for (std::size_t t = job.tensor_at(lo); t < job.count && job.prefix[t] < hi; ++t) {
+      const int64_t b = std::max(lo, job.prefix[t]) - job.prefix[t];
+      const int64_t e = std::min(hi, job.prefix[t + 1]) - job.prefix[t];
+      TensorStep s = job.steps[t];
+      const std::size_t es = dtype_size(s.dtype);
+      s.param = static_cast<unsigned char*>(s.param) + b * es;
+      s.grad = static_cast<const unsigned char*>(s.grad) + b * es;
+      s.numel = e - b;
+      s.offset = b;
+      job.rule->apply(*job.ctx, s);
+    }
+  }
+};
+
+}  // namespace
+
+void RuleOptimizer::commit_threaded(const StepContext& ctx, std::size_t workers, std::size_t count,
+                                    const std::size_t* indices, void* const* params,
+                                    const void* const* grads) noexcept {
+  // Within the capacity reserved with the parameters: no allocation.
+  scratch_steps_.clear();
+  scratch_prefix_.clear();
+  scratch_prefix_.push_back(0);
+  for (std::size_t i = 0; i < count; ++i) {
+    Parameter& p = params_[indices[i]];
+    if (p.numel == 0) continue;
+    scratch_steps_.push_back(TensorStep{p.dtype, &p.shape, p.numel, params[i], grads[i], p.slot_ptrs.data()});
+    scratch_prefix_.push_back(scratch_prefix_.back() + p.numel);
+  }
+  ThreadedStep job{rule_.get(), &ctx, scratch_steps_.data(), scratch_prefix_.data(),
+                   scratch_steps_.size(), scratch_prefix_.back()};
+  parallel::run(workers, &ThreadedStep::run, &job);
 }
 
 void RuleOptimizer::restore_settings(Settings&& s) noexcept {

@@ -55,6 +55,9 @@ class RuleOptimizer final : public Optimizer {
                       const int64_t* numels, void* const* params,
                       const void* const* grads) override;
 
+  void set_num_threads(std::size_t n) noexcept override { num_threads_ = n; }
+  std::size_t num_threads() const noexcept override { return num_threads_; }
+
   std::size_t state_count() const override { return state_keys_.size(); }
   const std::string& state_key(std::size_t index) const override;
   SlotInfo state_info(std::string_view key) const override;
@@ -131,12 +134,30 @@ class RuleOptimizer final : public Optimizer {
   bool initialized_ = false;
   bool sharded_ = false;
   std::vector<Parameter> params_;
+  // Every parameter's state slots live in one zeroed block, slot by slot (all "m", then all
+  // "v", ...), each at a multiple of 64 bytes: many small tensors then stream through memory as
+  // one large one would. Parameter::slots are views into it.
+  Buffer arena_;
   std::map<std::string, std::size_t, std::less<>> param_index_;
   std::map<std::string, SlotRef, std::less<>> slot_index_;  // "<param>.<slot>", after init
   std::vector<std::string> state_keys_;
   // Scratch reused by update() so that a steady-state step does not allocate.
   std::vector<std::size_t> scratch_index_;  // per named tensor: its parameter (reserved)
   std::vector<unsigned char> scratch_seen_;
+  // Scratch of a threaded step (reserved with the parameters): the tensors and their cumulative
+  // element counts.
+  std::vector<TensorStep> scratch_steps_;
+  std::vector<int64_t> scratch_prefix_;
+  std::size_t num_threads_ = 0;  // 0: the process-wide setting
+
+  void reserve_scratch();
+  // Lays out the slots of `specs` (per parameter) in one new arena: returns it and fills `views`.
+  // Allocates (may throw) before anything is changed.
+  Buffer make_arena(const std::vector<std::vector<std::size_t>>& bytes,
+                    std::vector<std::vector<Buffer>>& views) const;
+  void commit_threaded(const StepContext& ctx, std::size_t workers, std::size_t count,
+                       const std::size_t* indices, void* const* params,
+                       const void* const* grads) noexcept;
 };
 
 }  // namespace descent

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/isa.h"
+
 namespace descent::kernels {
 
 template <class T>
@@ -12,7 +14,7 @@ struct AdadeltaCoefficients {
 };
 
 template <class T>
-void adadelta_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
+DESCENT_KERNEL_BODY void adadelta_step_body(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
                    T* __restrict u, const AdadeltaCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i];
@@ -23,6 +25,13 @@ void adadelta_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restr
     u[i] = c.rho * ui + c.one_minus_rho * (d * d);
     p[i] = p[i] - c.lr * d;
   }
+}
+
+// The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
+template <class T>
+void adadelta_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
+                   T* __restrict u, const AdadeltaCoefficients<T>& c) {
+  dispatch<&adadelta_step_body<T>>(n, p, g, v, u, c);
 }
 
 }  // namespace descent::kernels

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/isa.h"
+
 namespace descent::kernels {
 
 template <class T>
@@ -12,7 +14,7 @@ struct AdagradCoefficients {
 };
 
 template <class T>
-void adagrad_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
+DESCENT_KERNEL_BODY void adagrad_step_body(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
                   const AdagradCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i];
@@ -20,6 +22,13 @@ void adagrad_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restri
     v[i] = vi;
     p[i] = p[i] - (c.lr * gi) / (std::sqrt(vi) + c.eps);
   }
+}
+
+// The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
+template <class T>
+void adagrad_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
+                  const AdagradCoefficients<T>& c) {
+  dispatch<&adagrad_step_body<T>>(n, p, g, v, c);
 }
 
 }  // namespace descent::kernels

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/isa.h"
+
 namespace descent::kernels {
 
 template <class T>
@@ -20,7 +22,7 @@ struct AdamCoefficients {
 };
 
 template <class T>
-void adam_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
+DESCENT_KERNEL_BODY void adam_step_body(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
                T* __restrict v, const AdamCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i];
@@ -32,6 +34,13 @@ void adam_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict 
     const T denom = c.bias_correction ? std::sqrt(vi) * c.c2 + c.eps : std::sqrt(vi) + c.eps;
     p[i] = pi - (c.step_scale * mi) / denom;
   }
+}
+
+// The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
+template <class T>
+void adam_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
+               T* __restrict v, const AdamCoefficients<T>& c) {
+  dispatch<&adam_step_body<T>>(n, p, g, m, v, c);
 }
 
 }  // namespace descent::kernels

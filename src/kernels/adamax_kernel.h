@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/isa.h"
+
 #include "kernels/scalar_ops.h"
 
 namespace descent::kernels {
@@ -14,7 +16,7 @@ struct AdamaxCoefficients {
 };
 
 template <class T>
-void adamax_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
+DESCENT_KERNEL_BODY void adamax_step_body(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
                  T* __restrict v, const AdamaxCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i];
@@ -24,6 +26,13 @@ void adamax_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restric
     v[i] = vi;
     p[i] = p[i] - (c.lr * mi) / (vi + c.eps);
   }
+}
+
+// The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
+template <class T>
+void adamax_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
+                 T* __restrict v, const AdamaxCoefficients<T>& c) {
+  dispatch<&adamax_step_body<T>>(n, p, g, m, v, c);
 }
 
 }  // namespace descent::kernels

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "kernels/isa.h"
+
 #include "kernels/scalar_ops.h"
 
 namespace descent::kernels {
@@ -16,7 +18,7 @@ struct LionCoefficients {
 };
 
 template <class T>
-void lion_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
+DESCENT_KERNEL_BODY void lion_step_body(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
                const LionCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i];
@@ -26,6 +28,13 @@ void lion_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict 
     const T pi = c.apply_decay ? c.decay * p[i] : p[i];
     p[i] = pi - c.lr * sign(dir);
   }
+}
+
+// The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
+template <class T>
+void lion_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
+               const LionCoefficients<T>& c) {
+  dispatch<&lion_step_body<T>>(n, p, g, m, c);
 }
 
 }  // namespace descent::kernels

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "kernels/isa.h"
+
 namespace descent::kernels {
 
 template <class T>
@@ -15,7 +17,7 @@ struct SgdCoefficients {
 };
 
 template <class T>
-void sgd_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
+DESCENT_KERNEL_BODY void sgd_step_body(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
               const SgdCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
     T grad = c.has_weight_decay ? g[i] + c.weight_decay * p[i] : g[i];
@@ -29,6 +31,13 @@ void sgd_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v
     const T upd = c.nesterov ? grad + c.momentum * vel : vel;
     p[i] = p[i] - c.lr * upd;
   }
+}
+
+// The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
+template <class T>
+void sgd_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
+              const SgdCoefficients<T>& c) {
+  dispatch<&sgd_step_body<T>>(n, p, g, v, c);
 }
 
 }  // namespace descent::kernels

@@ -36,6 +36,9 @@ struct TensorStep {
   void* param;
   const void* grad;
   Buffer* const* slots;  // in the order of Rule::slots()
+  // Elementwise rules only (Rule::elementwise()): param and grad point at element `offset` of
+  // the tensor and numel counts from there; the slots are indexed from the same element.
+  int64_t offset = 0;
 };
 
 class Rule {
@@ -65,6 +68,10 @@ class Rule {
   virtual void configure(const Hyperparameters& h) = 0;
   // One step on one tensor. Must not allocate or throw.
   virtual void apply(const StepContext& ctx, const TensorStep& t) noexcept = 0;
+  // True when every element is updated independently of the others from the rule's configured
+  // fields only (apply() keeps no mutable workspace): the optimizer may then split a tensor into
+  // element ranges (TensorStep::offset) and run ranges and tensors on several threads at once.
+  virtual bool elementwise() const { return false; }
 };
 
 // Creates the rule of an optimizer kind ("sgd", "adam", ...); throws DESCENT_ERR_UNKNOWN_KIND.
@@ -83,6 +90,7 @@ class ElementwiseRule : public Rule {
     else
       static_cast<Derived*>(this)->template step<double>(ctx, t);
   }
+  bool elementwise() const override { return true; }
 
  protected:
   static std::vector<SlotSpec> same_shape(const Shape& s, std::initializer_list<const char*> names) {
@@ -91,7 +99,7 @@ class ElementwiseRule : public Rule {
     return out;
   }
   template <class T>
-  static T* slot(const TensorStep& t, int i) { return t.slots[i]->as<T>(); }
+  static T* slot(const TensorStep& t, int i) { return t.slots[i]->as<T>() + t.offset; }
   // MLX casts the float32 learning rate to the gradient's dtype.
   template <class T>
   static T lr(const StepContext& ctx) { return static_cast<T>(ctx.learning_rate); }
