@@ -1,5 +1,5 @@
 // Package descent binds libdescent (neural-network optimizers with MLX semantics) through its
-// C ABI 1.0.
+// C ABI 1.1 (SetNumThreads and NumThreads need libdescent 1.1).
 //
 // Parameters and gradients are ordinary Go slices. The fastest and simplest way to update is a
 // Flat buffer pair (one allocation laid out as the library's flat layout, with typed views of

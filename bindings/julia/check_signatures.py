@@ -42,6 +42,10 @@ PARAM_TYPES = {
     "descent_optimizer*": {"Ptr{Cvoid}"},
     "const descent_optimizer*": {"Ptr{Cvoid}"},
     "descent_optimizer**": {"Ref{Ptr{Cvoid}}", "Ptr{Ptr{Cvoid}}"},
+    "descent_collectives*": {"Ptr{Cvoid}"},  # since 1.1
+    "const descent_collectives*": {"Ptr{Cvoid}"},
+    "descent_collectives**": {"Ref{Ptr{Cvoid}}", "Ptr{Ptr{Cvoid}}"},
+    "descent_reduce_op": {"Cuint"},  # a 32-bit enum, like the statuses
     # plain memory
     "void*": {"Ptr{Cvoid}"},
     "const void*": {"Ptr{Cvoid}"},
@@ -61,6 +65,8 @@ PARAM_TYPES = {
     # function pointers
     "descent_schedule_fn": {"Ptr{Cvoid}"},
     "descent_filter_fn": {"Ptr{Cvoid}"},
+    "descent_allgatherv_fn": {"Ptr{Cvoid}"},  # since 1.1
+    "descent_allreduce_fn": {"Ptr{Cvoid}"},
     "fnptr": {"Ptr{Cvoid}"},  # an inline function-pointer parameter, e.g. void (*free)(void*)
 }
 RETURN_TYPES = {
@@ -73,7 +79,8 @@ RETURN_TYPES = {
 # Types that are whole words in C declarations (so a trailing word after them is a name).
 C_TYPE_WORDS = {"void", "char", "bool", "double", "unsigned", "size_t", "int64_t", "uint64_t",
                 "descent_status", "descent_dtype", "descent_value_type", "descent_optimizer",
-                "descent_schedule_fn", "descent_filter_fn", "const"}
+                "descent_schedule_fn", "descent_filter_fn", "descent_collectives",
+                "descent_reduce_op", "descent_allgatherv_fn", "descent_allreduce_fn", "const"}
 
 
 class Failure(Exception):

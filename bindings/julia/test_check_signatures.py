@@ -89,6 +89,16 @@ class MutatedCopies(unittest.TestCase):
                     "(Ptr{UInt8}, Csize_t, Ptr{Int64}, Ptr{Cvoid}, Ptr{Cint},")
         self.assertCaught("descent_filter_fn: argument 5: C 'bool*'")
 
+    def test_reduce_op_as_int(self):
+        self.mutate("callbacks.jl", "(Ptr{Cdouble}, Csize_t, Cuint, Ptr{Cvoid}, Ptr{UInt8},",
+                    "(Ptr{Cdouble}, Csize_t, Cint, Ptr{Cvoid}, Ptr{UInt8},")
+        self.assertCaught("descent_allreduce_fn: argument 3: C 'descent_reduce_op' is Julia Cuint")
+
+    def test_collectives_handle_as_int(self):
+        self.mutate("capi.jl", "(Ptr{Cvoid}, Ref{Csize_t}, Ref{Csize_t}), coll, rank, world_size)",
+                    "(Csize_t, Ref{Csize_t}, Ref{Csize_t}), coll, rank, world_size)")
+        self.assertCaught("descent_collectives_rank: argument 1: C 'const descent_collectives*'")
+
     def test_missing_trampoline(self):
         self.mutate("callbacks.jl", "@cfunction(_schedule_trampoline,", "@cfunction(_sched,")
         self.assertCaught("callback typedef descent_schedule_fn has no @cfunction",

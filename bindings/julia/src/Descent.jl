@@ -12,7 +12,7 @@ export DescentError, Optimizer, FlatBuffer, ParameterInfo, configure!, add_param
        hyperparameter_type, unset!, state_keys, state_info, state, state!, savestate,
        loadstate!, set_schedule!, clear_schedule!, schedule_value, add_group!, group_count,
        group, filter_name!, filter_ndim!, filter_callback!, exclude_name!, parameter_group,
-       muon_adamw, clip_grad_norm!, kind, kinds
+       muon_adamw, clip_grad_norm!, kind, kinds, set_num_threads!, num_threads
 
 const libdescent = get(ENV, "DESCENT_LIBRARY", "libdescent.so.1")
 
@@ -23,6 +23,7 @@ include("optimizer.jl")
 include("callbacks.jl")
 include("flat.jl")
 include("multi.jl")
+include("threads.jl")
 
 function __init__()
     _init_trampolines()

@@ -7,6 +7,12 @@
 
 const SCHEDULE_TRAMPOLINE = Ref{Ptr{Cvoid}}(C_NULL)
 const FILTER_TRAMPOLINE = Ref{Ptr{Cvoid}}(C_NULL)
+# Distributed API (since 1.1), raw level: for descent_collectives_set_allgatherv/_allreduce with
+# user_data = pointer_from_objref(holder), holder = CallbackHolder(f, nothing), free_user_data =
+# C_NULL. The caller keeps the holder alive as long as the collectives handle and every optimizer
+# sharded with it; after a failed call, holder.error holds the exception that f threw.
+const ALLGATHERV_TRAMPOLINE = Ref{Ptr{Cvoid}}(C_NULL)
+const ALLREDUCE_TRAMPOLINE = Ref{Ptr{Cvoid}}(C_NULL)
 
 # Writes `text` NUL-terminated into message[0, capacity), truncated at a character boundary.
 function _write_message(message::Ptr{UInt8}, capacity::Csize_t, text::String)
@@ -69,12 +75,43 @@ function _filter_trampoline(name::Ptr{UInt8}, ndim::Csize_t, shape::Ptr{Int64},
     end
 end
 
+# descent_allgatherv_fn: f(buffer::Ptr{Cvoid}, bytes::Ptr{Csize_t}) (world_size entries)
+function _allgatherv_trampoline(buffer::Ptr{Cvoid}, bytes::Ptr{Csize_t}, user_data::Ptr{Cvoid},
+                                message::Ptr{UInt8}, capacity::Csize_t)::Cuint
+    holder = unsafe_pointer_to_objref(user_data)::CallbackHolder
+    try
+        holder.f(buffer, bytes)
+        return DESCENT_OK
+    catch ex
+        return _callback_failed(holder, ex, catch_backtrace(), message, capacity)
+    end
+end
+
+# descent_allreduce_fn: f(values::Ptr{Cdouble}, count::Int, op::Cuint) (DESCENT_REDUCE_SUM/MAX)
+function _allreduce_trampoline(values::Ptr{Cdouble}, count::Csize_t, op::Cuint,
+                               user_data::Ptr{Cvoid}, message::Ptr{UInt8},
+                               capacity::Csize_t)::Cuint
+    holder = unsafe_pointer_to_objref(user_data)::CallbackHolder
+    try
+        holder.f(values, Int(count), op)
+        return DESCENT_OK
+    catch ex
+        return _callback_failed(holder, ex, catch_backtrace(), message, capacity)
+    end
+end
+
 function _init_trampolines()
     SCHEDULE_TRAMPOLINE[] = @cfunction(_schedule_trampoline, Cuint,
                                        (UInt64, Ptr{Cvoid}, Ptr{Cdouble}, Ptr{UInt8}, Csize_t))
     FILTER_TRAMPOLINE[] = @cfunction(_filter_trampoline, Cuint,
                                      (Ptr{UInt8}, Csize_t, Ptr{Int64}, Ptr{Cvoid}, Ptr{Bool},
                                       Ptr{UInt8}, Csize_t))
+    ALLGATHERV_TRAMPOLINE[] = @cfunction(_allgatherv_trampoline, Cuint,
+                                         (Ptr{Cvoid}, Ptr{Csize_t}, Ptr{Cvoid}, Ptr{UInt8},
+                                          Csize_t))
+    ALLREDUCE_TRAMPOLINE[] = @cfunction(_allreduce_trampoline, Cuint,
+                                        (Ptr{Cdouble}, Csize_t, Cuint, Ptr{Cvoid}, Ptr{UInt8},
+                                         Csize_t))
     return nothing
 end
 

@@ -194,3 +194,45 @@ descent_multi_create_muon_adamw(muon_config_json, adamw_config_json, adamw_names
     ccall((:descent_multi_create_muon_adamw, libdescent), Cuint,
           (Cstring, Cstring, Cstring, Ref{Ptr{Cvoid}}, Ptr{UInt8}, Csize_t),
           muon_config_json, adamw_config_json, adamw_names, out, error, capacity)
+
+# ---- Distributed: collectives and sharded optimizer state (since 1.1; raw level only) ----
+descent_collectives_create(rank, world_size, out, error, capacity) =
+    ccall((:descent_collectives_create, libdescent), Cuint,
+          (Csize_t, Csize_t, Ref{Ptr{Cvoid}}, Ptr{UInt8}, Csize_t),
+          rank, world_size, out, error, capacity)
+descent_collectives_free(coll) =
+    ccall((:descent_collectives_free, libdescent), Cvoid, (Ptr{Cvoid},), coll)
+descent_collectives_rank(coll, rank, world_size) =
+    ccall((:descent_collectives_rank, libdescent), Cuint,
+          (Ptr{Cvoid}, Ref{Csize_t}, Ref{Csize_t}), coll, rank, world_size)
+descent_collectives_set_allgatherv(coll, fn, user_data, free_user_data) =
+    ccall((:descent_collectives_set_allgatherv, libdescent), Cuint,
+          (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}), coll, fn, user_data, free_user_data)
+descent_collectives_set_allreduce(coll, fn, user_data, free_user_data) =
+    ccall((:descent_collectives_set_allreduce, libdescent), Cuint,
+          (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}), coll, fn, user_data, free_user_data)
+descent_collectives_clip_grad_norm(coll, count, dtypes, numels, grads, max_norm, total_norm, error,
+                                   capacity) =
+    ccall((:descent_collectives_clip_grad_norm, libdescent), Cuint,
+          (Ptr{Cvoid}, Csize_t, Ptr{Cuint}, Ptr{Int64}, Ptr{Ptr{Cvoid}}, Cdouble, Ref{Cdouble},
+           Ptr{UInt8}, Csize_t),
+          coll, count, dtypes, numels, grads, max_norm, total_norm, error, capacity)
+descent_optimizer_shard(opt, coll) =
+    ccall((:descent_optimizer_shard, libdescent), Cuint, (Ptr{Cvoid}, Ptr{Cvoid}), opt, coll)
+descent_optimizer_shard_info(opt, sharded, rank, world_size) =
+    ccall((:descent_optimizer_shard_info, libdescent), Cuint,
+          (Ptr{Cvoid}, Ref{Bool}, Ref{Csize_t}, Ref{Csize_t}), opt, sharded, rank, world_size)
+descent_optimizer_state_bytes(opt, state_bytes, scratch_bytes) =
+    ccall((:descent_optimizer_state_bytes, libdescent), Cuint,
+          (Ptr{Cvoid}, Ref{Csize_t}, Ref{Csize_t}), opt, state_bytes, scratch_bytes)
+
+# ---- Threads (since 1.1) ----
+descent_set_num_threads(n) =
+    ccall((:descent_set_num_threads, libdescent), Cuint, (Csize_t,), n)
+descent_get_num_threads(out) =
+    ccall((:descent_get_num_threads, libdescent), Cuint, (Ref{Csize_t},), out)
+descent_optimizer_set_num_threads(opt, n) =
+    ccall((:descent_optimizer_set_num_threads, libdescent), Cuint, (Ptr{Cvoid}, Csize_t), opt, n)
+descent_optimizer_get_num_threads(opt, out) =
+    ccall((:descent_optimizer_get_num_threads, libdescent), Cuint,
+          (Ptr{Cvoid}, Ref{Csize_t}), opt, out)

@@ -76,3 +76,7 @@ The names of the optimizer kinds `Optimizer(kind)` accepts, in the library's ord
 from the library (descent_kind_count / descent_kind_name).
 """
 kinds() = String[unsafe_string(descent_kind_name(i)) for i in 0:Int(descent_kind_count())-1]
+
+# descent_reduce_op (since 1.1)
+const DESCENT_REDUCE_SUM = Cuint(1)
+const DESCENT_REDUCE_MAX = Cuint(2)

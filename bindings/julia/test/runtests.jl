@@ -316,6 +316,29 @@ end
     @test_throws DescentError clip_grad_norm!([g1], -1.0)
 end
 
+@testset "thread settings round-trip; bad counts throw and change nothing" begin
+    before = num_threads()
+    @test before >= 1
+    set_num_threads!(3)
+    @test num_threads() == 3
+    @test_throws ArgumentError set_num_threads!(-1)
+    err = try set_num_threads!(1 << 40); nothing catch e; e end
+    @test err isa DescentError && err.status == Descent.DESCENT_ERR_OUT_OF_RANGE
+    @test num_threads() == 3
+    set_num_threads!(0)  # the default again
+    @test num_threads() >= 1
+    opt = Optimizer("adam")
+    @test num_threads(opt) == 0
+    @test set_num_threads!(opt, 2) === opt
+    @test num_threads(opt) == 2
+    @test_throws ArgumentError set_num_threads!(opt, -2)
+    err = try set_num_threads!(opt, 1 << 40); nothing catch e; e end
+    @test err isa DescentError && err.status == Descent.DESCENT_ERR_OUT_OF_RANGE
+    @test occursin("at most", err.message)
+    @test num_threads(opt) == 2
+    close(opt)
+end
+
 @testset "finalizer frees without close" begin
     for _ in 1:100
         o = Optimizer("adam")

@@ -6,7 +6,8 @@
 """
 from . import schedules
 from ._core import (AdaDelta, Adafactor, Adagrad, Adam, Adamax, AdamW, Lion, MultiOptimizer, Muon,
-                    Optimizer, RMSprop, SGD, clip_grad_norm, muon_adamw, tree_flatten)
+                    Optimizer, RMSprop, SGD, clip_grad_norm, get_num_threads, muon_adamw,
+                    set_num_threads, tree_flatten)
 from ._errors import DescentError
 from ._lib import kind_names
 
@@ -18,4 +19,5 @@ kinds = kind_names()
 
 __all__ = ["AdaDelta", "Adafactor", "Adagrad", "Adam", "Adamax", "AdamW", "Lion",
            "MultiOptimizer", "Muon", "Optimizer", "RMSprop", "SGD", "clip_grad_norm",
-           "muon_adamw", "tree_flatten", "schedules", "DescentError", "kinds", "library_path"]
+           "muon_adamw", "tree_flatten", "set_num_threads", "get_num_threads", "schedules",
+           "DescentError", "kinds", "library_path"]

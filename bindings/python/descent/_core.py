@@ -295,6 +295,22 @@ class Optimizer:
             self._configure(value, {})
         self._lr = value
 
+    @property
+    def num_threads(self):
+        """This optimizer's thread count (libdescent 1.1): 0, the default, follows the
+        process-wide count (descent.set_num_threads). Not a hyperparameter: not saved in
+        checkpoints. On a MultiOptimizer, setting it sets every group. A negative count or one
+        above the library's maximum raises DescentError and changes nothing."""
+        out = ctypes.c_size_t()
+        self._check(_lib.since_1_1("descent_optimizer_get_num_threads")(self._h,
+                                                                        ctypes.byref(out)))
+        return out.value
+
+    @num_threads.setter
+    def num_threads(self, n):
+        n = _thread_count(n)
+        self._check(_lib.since_1_1("descent_optimizer_set_num_threads")(self._h, n))
+
     def set(self, **options):
         """Sets hyperparameters by MLX's names, all or nothing (e.g. opt.set(weight_decay=0.1))."""
         cfg = {k: _json_value(v) for k, v in options.items()}
@@ -817,6 +833,44 @@ def muon_adamw(muon=None, adamw=None, adamw_names=None):
         multi._check(_C.descent_multi_group(handle, i, ctypes.byref(gh)))
         o._rebind(gh, multi)
     return multi
+
+
+_SIZE_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_size_t)) - 1
+
+
+def _thread_count(n):
+    """n as a C size_t: an int >= 0 (TypeError / DescentError(INVALID_ARGUMENT) otherwise)."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"num_threads must be an int, not {type(n).__name__}")
+    n = int(n)
+    if n < 0:
+        raise DescentError(_lib.ERR_INVALID_ARGUMENT, f"num_threads: must be >= 0 (got {n})")
+    if n > _SIZE_MAX:
+        raise DescentError(_lib.ERR_OUT_OF_RANGE, f"num_threads: {n} does not fit a size_t")
+    return n
+
+
+def set_num_threads(n):
+    """Sets the process-wide number of threads the elementwise optimizers split a step over
+    (libdescent 1.1); 0 restores the default (DESCENT_NUM_THREADS, else the CPUs available).
+    Every count gives the same bits. A count above the library's maximum raises DescentError
+    (DESCENT_ERR_OUT_OF_RANGE) and changes nothing."""
+    n = _thread_count(n)
+    status = _lib.since_1_1("descent_set_num_threads")(n)
+    if status != _lib.OK:
+        # No caller error buffer in the C ABI for this call: the message is the calling OS
+        # thread's descent_last_error, read at once on the same thread (ctypes does not switch).
+        msg = _C.descent_last_error()
+        raise DescentError(status, msg.decode(errors="replace") if msg else "")
+
+
+def get_num_threads():
+    """The process-wide thread count in effect (at least 1; libdescent 1.1)."""
+    out = ctypes.c_size_t()
+    status = _lib.since_1_1("descent_get_num_threads")(ctypes.byref(out))
+    if status != _lib.OK:
+        raise DescentError(status, "descent_get_num_threads failed")
+    return out.value
 
 
 def clip_grad_norm(grads, max_norm):

@@ -100,6 +100,8 @@ _sig = {
     "descent_version_string": (c_char_p, []),
     "descent_status_name": (c_char_p, [status_t]),
     "descent_dtype_name": (c_char_p, [dtype_t]),
+    # thread-local; used only by set_num_threads (its C function has no error buffer)
+    "descent_last_error": (c_char_p, []),
     "descent_optimizer_create": (status_t, [_S, POINTER(c_void_p), _P, c_size_t]),
     "descent_optimizer_free": (None, [_P]),
     "descent_optimizer_kind": (c_char_p, [_P]),
@@ -160,6 +162,30 @@ for _name, (_res, _args) in _sig.items():
     _f = getattr(lib, _name)
     _f.restype = _res
     _f.argtypes = _args
+
+# Since C ABI 1.1 (symbol version DESCENT_1.1): declared when the loaded library has them, so that
+# the package still imports against a 1.0 library; since_1_1() raises for those that are missing.
+_sig_1_1 = {
+    "descent_set_num_threads": (status_t, [c_size_t]),
+    "descent_get_num_threads": (status_t, [POINTER(c_size_t)]),
+    "descent_optimizer_set_num_threads": (status_t, [_P, c_size_t]),
+    "descent_optimizer_get_num_threads": (status_t, [_P, POINTER(c_size_t)]),
+}
+for _name, (_res, _args) in _sig_1_1.items():
+    _f = getattr(lib, _name, None)
+    if _f is not None:
+        _f.restype = _res
+        _f.argtypes = _args
+
+
+def since_1_1(name):
+    """The 1.1 function `name` of the loaded library, or DescentError(UNSUPPORTED) on 1.0."""
+    f = getattr(lib, name, None)
+    if f is None:
+        from ._errors import DescentError
+        raise DescentError(ERR_UNSUPPORTED, f"{name} needs libdescent 1.1; {path} is "
+                           f"{lib.descent_version_string().decode()}")
+    return f
 
 
 def kind_names():

@@ -81,6 +81,33 @@ pub fn kinds() -> Vec<&'static str> {
     (0..unsafe { sys::descent_kind_count() }).map(|i| unsafe { static_str(sys::descent_kind_name(i)) }).collect()
 }
 
+// ---- Threads (C ABI 1.1) ---------------------------------------------------------------------
+
+/// Sets the process-wide number of threads the elementwise optimizers split a step over; `0`
+/// restores the default (`DESCENT_NUM_THREADS`, else the CPUs this process may run on). Every
+/// count gives the same bits. A count above the library's maximum is
+/// `DESCENT_ERR_OUT_OF_RANGE` and changes nothing. Needs libdescent 1.1.
+pub fn set_num_threads(n: usize) -> Result<()> {
+    // SAFETY: no pointers.
+    let status = unsafe { sys::descent_set_num_threads(n) };
+    if status == sys::DESCENT_OK {
+        return Ok(());
+    }
+    // This call has no caller error buffer; its message is in the calling OS thread's
+    // descent_last_error, read at once on the same thread (a Rust call does not migrate).
+    // SAFETY: a NUL-terminated thread-local string, copied at once.
+    Err(Error::new(status, unsafe { string_from(sys::descent_last_error()) }))
+}
+
+/// The process-wide thread count in effect (at least 1). Needs libdescent 1.1.
+pub fn num_threads() -> usize {
+    let mut out = 0usize;
+    // SAFETY: out is a valid pointer; with a non-NULL pointer the call cannot fail.
+    let status = unsafe { sys::descent_get_num_threads(&mut out) };
+    debug_assert_eq!(status, sys::DESCENT_OK);
+    out
+}
+
 fn cstring(what: &str, s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::new(sys::DESCENT_ERR_INVALID_ARGUMENT, format!("{what} {s:?} contains a NUL byte")))
 }
@@ -230,6 +257,25 @@ impl OptimizerRef {
     pub fn last_error(&self) -> String {
         // SAFETY: live handle; copied at once.
         unsafe { string_from(sys::descent_optimizer_last_error(self.raw())) }
+    }
+
+    // -- threads
+
+    /// Sets this optimizer's thread count; `0` (the default) follows the process-wide count
+    /// ([`set_num_threads`]). Not a hyperparameter: not saved in checkpoints. On a multi
+    /// optimizer it sets every group, on a group only that group. A count above the library's
+    /// maximum is `DESCENT_ERR_OUT_OF_RANGE` and changes nothing. Needs libdescent 1.1.
+    pub fn set_num_threads(&mut self, n: usize) -> Result<()> {
+        // SAFETY: live handle.
+        self.check(unsafe { sys::descent_optimizer_set_num_threads(self.raw(), n) })
+    }
+
+    /// This optimizer's thread setting (`0`: follows the process-wide count).
+    pub fn num_threads(&self) -> Result<usize> {
+        let mut out = 0usize;
+        // SAFETY: live handle, valid out pointer.
+        self.check(unsafe { sys::descent_optimizer_get_num_threads(self.raw(), &mut out) })?;
+        Ok(out)
     }
 
     // -- hyperparameters

@@ -1,4 +1,5 @@
-//! Raw declarations of every function in `include/descent/descent.h` (C ABI 1.0).
+//! Raw declarations of every function in `include/descent/descent.h` (C ABI 1.1; the
+//! functions marked "since 1.1" need libdescent 1.1).
 //!
 //! Statuses, dtypes and value types are plain `u32`s: the library may return codes this
 //! binding does not know, and an out-of-range Rust enum would be undefined behaviour. The
@@ -124,6 +125,39 @@ pub type descent_filter_fn = unsafe extern "C" fn(
 
 /// Releases a callback's `user_data`.
 pub type descent_free_fn = unsafe extern "C" fn(user_data: *mut c_void);
+
+/// `descent_reduce_op` (since 1.1): the operator of a [`descent_allreduce_fn`].
+pub type descent_reduce_op = u32;
+/// Element-wise sum.
+pub const DESCENT_REDUCE_SUM: descent_reduce_op = 1;
+/// Element-wise maximum.
+pub const DESCENT_REDUCE_MAX: descent_reduce_op = 2;
+
+/// The opaque collectives handle (since 1.1).
+#[repr(C)]
+pub struct descent_collectives {
+    _private: [u8; 0],
+}
+
+/// In-place all-gatherv of bytes (since 1.1): `buffer` holds world_size segments, segment r of
+/// `bytes[r]` bytes; on return every segment holds its rank's contribution.
+pub type descent_allgatherv_fn = unsafe extern "C" fn(
+    buffer: *mut c_void,
+    bytes: *const usize,
+    user_data: *mut c_void,
+    message: *mut c_char,
+    message_capacity: usize,
+) -> descent_status;
+
+/// In-place all-reduce of `count` doubles with `op` (since 1.1).
+pub type descent_allreduce_fn = unsafe extern "C" fn(
+    values: *mut f64,
+    count: usize,
+    op: descent_reduce_op,
+    user_data: *mut c_void,
+    message: *mut c_char,
+    message_capacity: usize,
+) -> descent_status;
 
 extern "C" {
     /// `DESCENT_VERSION_NUMBER` of the library.
@@ -411,4 +445,74 @@ extern "C" {
         error: *mut c_char,
         error_capacity: usize,
     ) -> descent_status;
+
+    // ---- Distributed (since 1.1) ----
+    /// A collectives handle for this process (rank in `[0, world_size)`).
+    pub fn descent_collectives_create(
+        rank: usize,
+        world_size: usize,
+        out: *mut *mut descent_collectives,
+        error: *mut c_char,
+        error_capacity: usize,
+    ) -> descent_status;
+    /// Releases the caller's reference (NULL is accepted).
+    pub fn descent_collectives_free(coll: *mut descent_collectives);
+    /// The handle's rank and world size.
+    pub fn descent_collectives_rank(
+        coll: *const descent_collectives,
+        rank: *mut usize,
+        world_size: *mut usize,
+    ) -> descent_status;
+    /// Sets (replaces) the all-gatherv operation.
+    pub fn descent_collectives_set_allgatherv(
+        coll: *mut descent_collectives,
+        fn_: Option<descent_allgatherv_fn>,
+        user_data: *mut c_void,
+        free_user_data: Option<descent_free_fn>,
+    ) -> descent_status;
+    /// Sets (replaces) the all-reduce operation.
+    pub fn descent_collectives_set_allreduce(
+        coll: *mut descent_collectives,
+        fn_: Option<descent_allreduce_fn>,
+        user_data: *mut c_void,
+        free_user_data: Option<descent_free_fn>,
+    ) -> descent_status;
+    /// `descent_clip_grad_norm` with the work split over the ranks (collective).
+    pub fn descent_collectives_clip_grad_norm(
+        coll: *mut descent_collectives,
+        count: usize,
+        dtypes: *const descent_dtype,
+        numels: *const i64,
+        grads: *const *mut c_void,
+        max_norm: f64,
+        total_norm: *mut f64,
+        error: *mut c_char,
+        error_capacity: usize,
+    ) -> descent_status;
+    /// Shards the optimizer's state over the ranks of `coll` (ZeRO-1; collective).
+    pub fn descent_optimizer_shard(opt: *mut descent_optimizer, coll: *mut descent_collectives) -> descent_status;
+    /// Whether `opt` is sharded, its rank and world size (any output may be NULL).
+    pub fn descent_optimizer_shard_info(
+        opt: *const descent_optimizer,
+        sharded: *mut bool,
+        rank: *mut usize,
+        world_size: *mut usize,
+    ) -> descent_status;
+    /// Bytes of state this process holds and of step scratch (either output may be NULL).
+    pub fn descent_optimizer_state_bytes(
+        opt: *const descent_optimizer,
+        state_bytes: *mut usize,
+        scratch_bytes: *mut usize,
+    ) -> descent_status;
+
+    // ---- Threads (since 1.1) ----
+    /// The process-wide thread count; 0 restores the default. No error buffer: the message is
+    /// only in `descent_last_error` (this OS thread).
+    pub fn descent_set_num_threads(n: usize) -> descent_status;
+    /// The process-wide thread count in effect (at least 1).
+    pub fn descent_get_num_threads(out: *mut usize) -> descent_status;
+    /// This optimizer's thread count; 0 follows the process-wide count.
+    pub fn descent_optimizer_set_num_threads(opt: *mut descent_optimizer, n: usize) -> descent_status;
+    /// This optimizer's setting (0: follows the process-wide count).
+    pub fn descent_optimizer_get_num_threads(opt: *const descent_optimizer, out: *mut usize) -> descent_status;
 }
