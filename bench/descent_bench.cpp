@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
     }
   }
   size_t threads = 0;
-  descent_get_num_threads(&threads);
+  descent_get_num_threads(&threads, nullptr, 0);
   std::printf("descent %s | CPU: %s | descent threads %zu, ISA %s | peer/stream OpenMP threads %d\n",
               descent_version_string(), cpu_name().c_str(), threads, isa_in_effect().c_str(),
               peer::threads());

@@ -66,8 +66,9 @@ DESCENT_API descent_status descent_collectives_create(size_t rank, size_t world_
 DESCENT_API void descent_collectives_free(descent_collectives* coll) { delete coll; }
 
 DESCENT_API descent_status descent_collectives_rank(const descent_collectives* coll, size_t* rank,
-                                                    size_t* world_size) {
-  return guarded(nullptr, [&] {
+                                                    size_t* world_size, char* error,
+                                                    size_t error_capacity) {
+  return descent::capi::guarded_to(error, error_capacity, [&] {
     require(coll, "coll");
     if (rank) *rank = coll->impl->rank();
     if (world_size) *world_size = coll->impl->world();
@@ -77,8 +78,9 @@ DESCENT_API descent_status descent_collectives_rank(const descent_collectives* c
 DESCENT_API descent_status descent_collectives_set_allgatherv(descent_collectives* coll,
                                                               descent_allgatherv_fn fn,
                                                               void* user_data,
-                                                              void (*free_user_data)(void*)) {
-  return guarded(nullptr, [&] {
+                                                              void (*free_user_data)(void*),
+                                                              char* error, size_t error_capacity) {
+  return descent::capi::guarded_to(error, error_capacity, [&] {
     set_callback(collectives_for_change(coll).gather(), fn, user_data, free_user_data);
   });
 }
@@ -86,8 +88,9 @@ DESCENT_API descent_status descent_collectives_set_allgatherv(descent_collective
 DESCENT_API descent_status descent_collectives_set_allreduce(descent_collectives* coll,
                                                              descent_allreduce_fn fn,
                                                              void* user_data,
-                                                             void (*free_user_data)(void*)) {
-  return guarded(nullptr, [&] {
+                                                             void (*free_user_data)(void*),
+                                                             char* error, size_t error_capacity) {
+  return descent::capi::guarded_to(error, error_capacity, [&] {
     set_callback(collectives_for_change(coll).reduce(), fn, user_data, free_user_data);
   });
 }

@@ -78,8 +78,8 @@ DESCENT_API const char* descent_kind_name(size_t index) { return descent::kind_n
 
 DESCENT_API const char* descent_last_error(void) { return thread_error; }
 
-DESCENT_API descent_status descent_set_num_threads(size_t n) {
-  return descent::capi::guarded_to(nullptr, 0, [&] {
+DESCENT_API descent_status descent_set_num_threads(size_t n, char* error, size_t error_capacity) {
+  return descent::capi::guarded_to(error, error_capacity, [&] {
     if (n > descent::parallel::kMaxThreads)
       throw descent::Error(DESCENT_ERR_OUT_OF_RANGE,
                            "num_threads: at most " + std::to_string(descent::parallel::kMaxThreads) +
@@ -88,8 +88,9 @@ DESCENT_API descent_status descent_set_num_threads(size_t n) {
   });
 }
 
-DESCENT_API descent_status descent_get_num_threads(size_t* out) {
-  return descent::capi::guarded_to(nullptr, 0, [&] {
+DESCENT_API descent_status descent_get_num_threads(size_t* out, char* error,
+                                                   size_t error_capacity) {
+  return descent::capi::guarded_to(error, error_capacity, [&] {
     descent::capi::require(out, "out");
     *out = descent::parallel::default_threads();
   });

@@ -108,10 +108,10 @@ descent_status descent_mpi_collectives_create(MPI_Comm comm, descent_collectives
   descent_status s = (e->counts && e->displs)
                          ? descent_collectives_create((size_t)e->rank, (size_t)e->size, &c, error, error_capacity)
                          : fail("out of memory", DESCENT_ERR_OUT_OF_MEMORY, error, error_capacity);
-  if (s == DESCENT_OK) s = descent_collectives_set_allgatherv(c, gather, e, release);
+  if (s == DESCENT_OK) s = descent_collectives_set_allgatherv(c, gather, e, release, error, error_capacity);
   if (s == DESCENT_OK) {
     e->refs = 2;
-    s = descent_collectives_set_allreduce(c, reduce, e, release);
+    s = descent_collectives_set_allreduce(c, reduce, e, release, error, error_capacity);
     if (s != DESCENT_OK) e->refs = 1;
   }
   if (s != DESCENT_OK) {

@@ -267,13 +267,13 @@ TEST(Distributed, ShardBadInput) {
   EXPECT_EQ(c, nullptr);
   ASSERT_EQ(descent_collectives_create(0, 1, &c, err, sizeof err), DESCENT_OK);
   std::size_t rank = 9, world = 9;
-  EXPECT_EQ(descent_collectives_rank(c, &rank, &world), DESCENT_OK);
+  EXPECT_EQ(descent_collectives_rank(c, &rank, &world, nullptr, 0), DESCENT_OK);
   EXPECT_EQ(rank, 0u);
   EXPECT_EQ(world, 1u);
-  EXPECT_EQ(descent_collectives_rank(nullptr, &rank, &world), DESCENT_ERR_NULL_ARGUMENT);
-  EXPECT_EQ(descent_collectives_set_allgatherv(c, nullptr, nullptr, nullptr), DESCENT_ERR_NULL_ARGUMENT);
-  EXPECT_EQ(descent_collectives_set_allreduce(c, nullptr, nullptr, nullptr), DESCENT_ERR_NULL_ARGUMENT);
-  EXPECT_EQ(descent_collectives_set_allreduce(nullptr, nullptr, nullptr, nullptr),
+  EXPECT_EQ(descent_collectives_rank(nullptr, &rank, &world, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_collectives_set_allgatherv(c, nullptr, nullptr, nullptr, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_collectives_set_allreduce(c, nullptr, nullptr, nullptr, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_collectives_set_allreduce(nullptr, nullptr, nullptr, nullptr, nullptr, 0),
             DESCENT_ERR_NULL_ARGUMENT);
   const auto m = model();
   descent_optimizer* opt = make_optimizer("adam", m);

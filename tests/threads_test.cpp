@@ -51,7 +51,7 @@ Result run(const std::string& kind, descent_dtype dtype, size_t threads, bool pr
               DESCENT_OK);
   }
   if (process_wide) {
-    EXPECT_EQ(descent_set_num_threads(threads), DESCENT_OK);
+    EXPECT_EQ(descent_set_num_threads(threads, nullptr, 0), DESCENT_OK);
   } else {
     EXPECT_EQ(descent_optimizer_set_num_threads(opt, threads), DESCENT_OK);
   }
@@ -131,7 +131,7 @@ Result run(const std::string& kind, descent_dtype dtype, size_t threads, bool pr
     r.state.push_back(std::move(out));
   }
   descent_optimizer_free(opt);
-  if (process_wide) descent_set_num_threads(0);
+  if (process_wide) descent_set_num_threads(0, nullptr, 0);
   return r;
 }
 
@@ -173,16 +173,21 @@ INSTANTIATE_TEST_SUITE_P(Kinds, Threads, testing::ValuesIn(cases()),
 
 TEST(ThreadsApi, Settings) {
   size_t n = 0;
-  ASSERT_EQ(descent_get_num_threads(&n), DESCENT_OK);
+  ASSERT_EQ(descent_get_num_threads(&n, nullptr, 0), DESCENT_OK);
   EXPECT_GE(n, 1u);
-  ASSERT_EQ(descent_set_num_threads(5), DESCENT_OK);
-  ASSERT_EQ(descent_get_num_threads(&n), DESCENT_OK);
+  ASSERT_EQ(descent_set_num_threads(5, nullptr, 0), DESCENT_OK);
+  ASSERT_EQ(descent_get_num_threads(&n, nullptr, 0), DESCENT_OK);
   EXPECT_EQ(n, 5u);
-  ASSERT_EQ(descent_set_num_threads(0), DESCENT_OK);  // back to the default
-  ASSERT_EQ(descent_get_num_threads(&n), DESCENT_OK);
+  ASSERT_EQ(descent_set_num_threads(0, nullptr, 0), DESCENT_OK);  // back to the default
+  ASSERT_EQ(descent_get_num_threads(&n, nullptr, 0), DESCENT_OK);
   EXPECT_GE(n, 1u);
-  EXPECT_EQ(descent_set_num_threads(size_t{1} << 40), DESCENT_ERR_OUT_OF_RANGE);
-  EXPECT_EQ(descent_get_num_threads(nullptr), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_set_num_threads(size_t{1} << 40, nullptr, 0), DESCENT_ERR_OUT_OF_RANGE);
+  char error[DESCENT_ERROR_CAPACITY] = "";
+  EXPECT_EQ(descent_set_num_threads(DESCENT_MAX_THREADS + 1, error, sizeof error), DESCENT_ERR_OUT_OF_RANGE);
+  EXPECT_NE(std::string(error).find("at most 1024"), std::string::npos) << error;
+  EXPECT_EQ(descent_set_num_threads(DESCENT_MAX_THREADS, nullptr, 0), DESCENT_OK);
+  EXPECT_EQ(descent_set_num_threads(0, nullptr, 0), DESCENT_OK);
+  EXPECT_EQ(descent_get_num_threads(nullptr, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
 
   descent_optimizer* multi = nullptr;
   ASSERT_EQ(descent_multi_create_muon_adamw(nullptr, nullptr, nullptr, &multi, nullptr, 0), DESCENT_OK);

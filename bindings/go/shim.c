@@ -28,15 +28,3 @@ descent_status descent_go_set_schedule(descent_optimizer* opt, uintptr_t handle)
 descent_status descent_go_filter(descent_optimizer* multi, size_t index, uintptr_t handle) {
   return descent_multi_filter_callback(multi, index, filter_tramp, (void*)handle, free_tramp);
 }
-
-descent_status descent_go_set_num_threads(size_t n, char* error, size_t error_capacity) {
-  descent_status st = descent_set_num_threads(n);
-  if (st != DESCENT_OK && error != NULL && error_capacity > 0) {
-    const char* m = descent_last_error();
-    size_t len = m ? strlen(m) : 0;
-    if (len >= error_capacity) len = error_capacity - 1;
-    if (len) memcpy(error, m, len);
-    error[len] = '\0';
-  }
-  return st;
-}

@@ -19,7 +19,7 @@ func SetNumThreads(n int) error {
 		return bindingError(StatusInvalidArgument, fmt.Sprintf("num_threads: must be >= 0 (got %d)", n))
 	}
 	var buf [ErrorCapacity]C.char
-	if st := C.descent_go_set_num_threads(C.size_t(n), &buf[0], C.size_t(len(buf))); st != 0 {
+	if st := C.descent_set_num_threads(C.size_t(n), &buf[0], C.size_t(len(buf))); st != 0 {
 		return errorFromBuffer(st, buf[:])
 	}
 	return nil
@@ -28,7 +28,7 @@ func SetNumThreads(n int) error {
 // NumThreads returns the process-wide thread count in effect (at least 1).
 func NumThreads() int {
 	var out C.size_t
-	if st := C.descent_get_num_threads(&out); st != 0 {
+	if st := C.descent_get_num_threads(&out, nil, 0); st != 0 {
 		panic("descent_get_num_threads failed with a valid pointer: " + Status(st).String())
 	}
 	return int(out)

@@ -95,8 +95,8 @@ class MutatedCopies(unittest.TestCase):
         self.assertCaught("descent_allreduce_fn: argument 3: C 'descent_reduce_op' is Julia Cuint")
 
     def test_collectives_handle_as_int(self):
-        self.mutate("capi.jl", "(Ptr{Cvoid}, Ref{Csize_t}, Ref{Csize_t}), coll, rank, world_size)",
-                    "(Csize_t, Ref{Csize_t}, Ref{Csize_t}), coll, rank, world_size)")
+        self.mutate("capi.jl", "(Ptr{Cvoid}, Ref{Csize_t}, Ref{Csize_t}, Ptr{UInt8}, Csize_t),\n          coll, rank, world_size",
+                    "(Csize_t, Ref{Csize_t}, Ref{Csize_t}, Ptr{UInt8}, Csize_t),\n          coll, rank, world_size")
         self.assertCaught("descent_collectives_rank: argument 1: C 'const descent_collectives*'")
 
     def test_missing_trampoline(self):

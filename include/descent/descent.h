@@ -465,18 +465,22 @@ DESCENT_API descent_status descent_collectives_create(size_t rank, size_t world_
  * optimizer are freed. */
 DESCENT_API void descent_collectives_free(descent_collectives* coll);
 DESCENT_API descent_status descent_collectives_rank(const descent_collectives* coll, size_t* rank,
-                                                    size_t* world_size);
+                                                    size_t* world_size, char* error,
+                                                    size_t error_capacity);
 /* Sets (replaces) an operation. fn may not be NULL. The previous user_data, if any, is released
  * through its free_user_data. On failure user_data stays with the caller. Not while one of the
- * handle's callbacks runs. */
+ * handle's callbacks runs. A collectives handle keeps no message: the calls on it take a caller
+ * error buffer, as the calls without a handle do. */
 DESCENT_API descent_status descent_collectives_set_allgatherv(descent_collectives* coll,
                                                               descent_allgatherv_fn fn,
                                                               void* user_data,
-                                                              void (*free_user_data)(void*));
+                                                              void (*free_user_data)(void*),
+                                                              char* error, size_t error_capacity);
 DESCENT_API descent_status descent_collectives_set_allreduce(descent_collectives* coll,
                                                              descent_allreduce_fn fn,
                                                              void* user_data,
-                                                             void (*free_user_data)(void*));
+                                                             void (*free_user_data)(void*),
+                                                             char* error, size_t error_capacity);
 /* descent_clip_grad_norm over the same tensors on every rank (each rank holds the full,
  * averaged gradients): each rank sums the squares of the tensors it is assigned (whole tensors,
  * balanced by size), one all-reduce combines the per-tensor sums and one agrees on the outcome.
@@ -548,12 +552,17 @@ DESCENT_API descent_status descent_optimizer_state_bytes(const descent_optimizer
  * DESCENT_MIN_ELEMENTS_PER_THREAD, DESCENT_ISA (sse2, avx2 or avx512: the widest instruction set
  * the kernels may use; default and upper bound: what the CPU supports). docs/performance.md. */
 
-/* The process-wide thread count; 0 restores the default (DESCENT_NUM_THREADS, else the number
- * of CPUs this process may run on). Since 1.1. */
-DESCENT_API descent_status descent_set_num_threads(size_t n);
+/* Largest thread count the setters accept (more is DESCENT_ERR_OUT_OF_RANGE). */
+#define DESCENT_MAX_THREADS 1024
+/* The process-wide thread count, at most DESCENT_MAX_THREADS; 0 restores the default
+ * (DESCENT_NUM_THREADS, else the number of CPUs this process may run on). Messages go to the
+ * caller's error buffer (may be NULL). Since 1.1. */
+DESCENT_API descent_status descent_set_num_threads(size_t n, char* error, size_t error_capacity);
 /* The process-wide thread count in effect (at least 1). Since 1.1. */
-DESCENT_API descent_status descent_get_num_threads(size_t* out);
-/* This optimizer's thread count; 0 (the default) follows the process-wide count. Not a
+DESCENT_API descent_status descent_get_num_threads(size_t* out, char* error,
+                                                   size_t error_capacity);
+/* This optimizer's thread count, at most DESCENT_MAX_THREADS; 0 (the default) follows the
+ * process-wide count. Not a
  * hyperparameter: not saved in checkpoints. On a multi optimizer it sets every group; a group
  * handle sets its own group. Since 1.1. */
 DESCENT_API descent_status descent_optimizer_set_num_threads(descent_optimizer* opt, size_t n);

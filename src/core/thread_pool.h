@@ -16,6 +16,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "descent/descent.h"
+
 namespace descent::parallel {
 
 using TaskFn = void (*)(void* ctx, std::size_t k, std::size_t workers);
@@ -39,6 +41,6 @@ inline std::size_t workers_for(int64_t elements, std::size_t threads) noexcept {
 }
 
 // The upper bound on any thread count (requests above it are clamped).
-constexpr std::size_t kMaxThreads = 1024;
+constexpr std::size_t kMaxThreads = DESCENT_MAX_THREADS;
 
 }  // namespace descent::parallel

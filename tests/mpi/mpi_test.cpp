@@ -119,8 +119,8 @@ TEST(Mpi, FailingCollectiveOnOneRankFailsEveryRankAndChangesNothing) {
   ASSERT_EQ(descent_collectives_create(static_cast<size_t>(rank_of()), static_cast<size_t>(size_of()),
                                        &c, nullptr, 0),
             DESCENT_OK);
-  descent_collectives_set_allgatherv(c, faulty_gather, &f, nullptr);
-  descent_collectives_set_allreduce(c, plain_reduce, nullptr, nullptr);
+  descent_collectives_set_allgatherv(c, faulty_gather, &f, nullptr, nullptr, 0);
+  descent_collectives_set_allreduce(c, plain_reduce, nullptr, nullptr, nullptr, 0);
   descent_optimizer* opt = make_optimizer("adamw", m);
   ASSERT_EQ(descent_optimizer_shard(opt, c), DESCENT_OK);
   Tensors t(m);

@@ -202,15 +202,18 @@ descent_collectives_create(rank, world_size, out, error, capacity) =
           rank, world_size, out, error, capacity)
 descent_collectives_free(coll) =
     ccall((:descent_collectives_free, libdescent), Cvoid, (Ptr{Cvoid},), coll)
-descent_collectives_rank(coll, rank, world_size) =
+descent_collectives_rank(coll, rank, world_size, error, capacity) =
     ccall((:descent_collectives_rank, libdescent), Cuint,
-          (Ptr{Cvoid}, Ref{Csize_t}, Ref{Csize_t}), coll, rank, world_size)
-descent_collectives_set_allgatherv(coll, fn, user_data, free_user_data) =
+          (Ptr{Cvoid}, Ref{Csize_t}, Ref{Csize_t}, Ptr{UInt8}, Csize_t),
+          coll, rank, world_size, error, capacity)
+descent_collectives_set_allgatherv(coll, fn, user_data, free_user_data, error, capacity) =
     ccall((:descent_collectives_set_allgatherv, libdescent), Cuint,
-          (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}), coll, fn, user_data, free_user_data)
-descent_collectives_set_allreduce(coll, fn, user_data, free_user_data) =
+          (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{UInt8}, Csize_t),
+          coll, fn, user_data, free_user_data, error, capacity)
+descent_collectives_set_allreduce(coll, fn, user_data, free_user_data, error, capacity) =
     ccall((:descent_collectives_set_allreduce, libdescent), Cuint,
-          (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}), coll, fn, user_data, free_user_data)
+          (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{UInt8}, Csize_t),
+          coll, fn, user_data, free_user_data, error, capacity)
 descent_collectives_clip_grad_norm(coll, count, dtypes, numels, grads, max_norm, total_norm, error,
                                    capacity) =
     ccall((:descent_collectives_clip_grad_norm, libdescent), Cuint,
@@ -227,10 +230,12 @@ descent_optimizer_state_bytes(opt, state_bytes, scratch_bytes) =
           (Ptr{Cvoid}, Ref{Csize_t}, Ref{Csize_t}), opt, state_bytes, scratch_bytes)
 
 # ---- Threads (since 1.1) ----
-descent_set_num_threads(n) =
-    ccall((:descent_set_num_threads, libdescent), Cuint, (Csize_t,), n)
-descent_get_num_threads(out) =
-    ccall((:descent_get_num_threads, libdescent), Cuint, (Ref{Csize_t},), out)
+descent_set_num_threads(n, error, capacity) =
+    ccall((:descent_set_num_threads, libdescent), Cuint, (Csize_t, Ptr{UInt8}, Csize_t),
+          n, error, capacity)
+descent_get_num_threads(out, error, capacity) =
+    ccall((:descent_get_num_threads, libdescent), Cuint, (Ref{Csize_t}, Ptr{UInt8}, Csize_t),
+          out, error, capacity)
 descent_optimizer_set_num_threads(opt, n) =
     ccall((:descent_optimizer_set_num_threads, libdescent), Cuint, (Ptr{Cvoid}, Csize_t), opt, n)
 descent_optimizer_get_num_threads(opt, out) =

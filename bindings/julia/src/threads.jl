@@ -12,11 +12,8 @@ on a `"multi"` optimizer it sets every group, on a group only that group. A nega
 """
 function set_num_threads!(n::Integer)
     n >= 0 || throw(ArgumentError("num_threads must be >= 0, not $n"))
-    status = descent_set_num_threads(Csize_t(n))
-    # descent_set_num_threads has no caller error buffer and the thread-local descent_last_error
-    # is wrong under migrating tasks: the status names the failure.
-    status == DESCENT_OK ||
-        throw(DescentError(status, "set_num_threads!($n): " * status_name(status)))
+    err = _error_buffer()
+    _check_buffer(descent_set_num_threads(Csize_t(n), err, length(err)), err)
     return nothing
 end
 
@@ -32,8 +29,8 @@ end
 """
 function num_threads()
     out = Ref{Csize_t}(0)
-    status = descent_get_num_threads(out)
-    status == DESCENT_OK || throw(DescentError(status, "num_threads(): " * status_name(status)))
+    err = _error_buffer()
+    _check_buffer(descent_get_num_threads(out, err, length(err)), err)
     return Int(out[])
 end
 

@@ -856,20 +856,19 @@ def set_num_threads(n):
     Every count gives the same bits. A count above the library's maximum raises DescentError
     (DESCENT_ERR_OUT_OF_RANGE) and changes nothing."""
     n = _thread_count(n)
-    status = _lib.since_1_1("descent_set_num_threads")(n)
+    err = ctypes.create_string_buffer(_lib.ERROR_CAPACITY)
+    status = _lib.since_1_1("descent_set_num_threads")(n, err, len(err))
     if status != _lib.OK:
-        # No caller error buffer in the C ABI for this call: the message is the calling OS
-        # thread's descent_last_error, read at once on the same thread (ctypes does not switch).
-        msg = _C.descent_last_error()
-        raise DescentError(status, msg.decode(errors="replace") if msg else "")
+        raise DescentError(status, err.value.decode(errors="replace"))
 
 
 def get_num_threads():
     """The process-wide thread count in effect (at least 1; libdescent 1.1)."""
     out = ctypes.c_size_t()
-    status = _lib.since_1_1("descent_get_num_threads")(ctypes.byref(out))
+    err = ctypes.create_string_buffer(_lib.ERROR_CAPACITY)
+    status = _lib.since_1_1("descent_get_num_threads")(ctypes.byref(out), err, len(err))
     if status != _lib.OK:
-        raise DescentError(status, "descent_get_num_threads failed")
+        raise DescentError(status, err.value.decode(errors="replace"))
     return out.value
 
 

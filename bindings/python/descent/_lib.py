@@ -166,8 +166,8 @@ for _name, (_res, _args) in _sig.items():
 # Since C ABI 1.1 (symbol version DESCENT_1.1): declared when the loaded library has them, so that
 # the package still imports against a 1.0 library; since_1_1() raises for those that are missing.
 _sig_1_1 = {
-    "descent_set_num_threads": (status_t, [c_size_t]),
-    "descent_get_num_threads": (status_t, [POINTER(c_size_t)]),
+    "descent_set_num_threads": (status_t, [c_size_t, c_char_p, c_size_t]),
+    "descent_get_num_threads": (status_t, [POINTER(c_size_t), c_char_p, c_size_t]),
     "descent_optimizer_set_num_threads": (status_t, [_P, c_size_t]),
     "descent_optimizer_get_num_threads": (status_t, [_P, POINTER(c_size_t)]),
 }

@@ -88,22 +88,17 @@ pub fn kinds() -> Vec<&'static str> {
 /// count gives the same bits. A count above the library's maximum is
 /// `DESCENT_ERR_OUT_OF_RANGE` and changes nothing. Needs libdescent 1.1.
 pub fn set_num_threads(n: usize) -> Result<()> {
-    // SAFETY: no pointers.
-    let status = unsafe { sys::descent_set_num_threads(n) };
-    if status == sys::DESCENT_OK {
-        return Ok(());
-    }
-    // This call has no caller error buffer; its message is in the calling OS thread's
-    // descent_last_error, read at once on the same thread (a Rust call does not migrate).
-    // SAFETY: a NUL-terminated thread-local string, copied at once.
-    Err(Error::new(status, unsafe { string_from(sys::descent_last_error()) }))
+    let mut message = [0u8; sys::DESCENT_ERROR_CAPACITY];
+    // SAFETY: a valid caller buffer.
+    let status = unsafe { sys::descent_set_num_threads(n, message.as_mut_ptr().cast(), message.len()) };
+    check_buffer(status, &message)
 }
 
 /// The process-wide thread count in effect (at least 1). Needs libdescent 1.1.
 pub fn num_threads() -> usize {
     let mut out = 0usize;
     // SAFETY: out is a valid pointer; with a non-NULL pointer the call cannot fail.
-    let status = unsafe { sys::descent_get_num_threads(&mut out) };
+    let status = unsafe { sys::descent_get_num_threads(&mut out, ptr::null_mut(), 0) };
     debug_assert_eq!(status, sys::DESCENT_OK);
     out
 }

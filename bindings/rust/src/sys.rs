@@ -462,6 +462,8 @@ extern "C" {
         coll: *const descent_collectives,
         rank: *mut usize,
         world_size: *mut usize,
+        error: *mut c_char,
+        error_capacity: usize,
     ) -> descent_status;
     /// Sets (replaces) the all-gatherv operation.
     pub fn descent_collectives_set_allgatherv(
@@ -469,6 +471,8 @@ extern "C" {
         fn_: Option<descent_allgatherv_fn>,
         user_data: *mut c_void,
         free_user_data: Option<descent_free_fn>,
+        error: *mut c_char,
+        error_capacity: usize,
     ) -> descent_status;
     /// Sets (replaces) the all-reduce operation.
     pub fn descent_collectives_set_allreduce(
@@ -476,6 +480,8 @@ extern "C" {
         fn_: Option<descent_allreduce_fn>,
         user_data: *mut c_void,
         free_user_data: Option<descent_free_fn>,
+        error: *mut c_char,
+        error_capacity: usize,
     ) -> descent_status;
     /// `descent_clip_grad_norm` with the work split over the ranks (collective).
     pub fn descent_collectives_clip_grad_norm(
@@ -506,11 +512,10 @@ extern "C" {
     ) -> descent_status;
 
     // ---- Threads (since 1.1) ----
-    /// The process-wide thread count; 0 restores the default. No error buffer: the message is
-    /// only in `descent_last_error` (this OS thread).
-    pub fn descent_set_num_threads(n: usize) -> descent_status;
+    /// The process-wide thread count (at most `DESCENT_MAX_THREADS`); 0 restores the default.
+    pub fn descent_set_num_threads(n: usize, error: *mut c_char, error_capacity: usize) -> descent_status;
     /// The process-wide thread count in effect (at least 1).
-    pub fn descent_get_num_threads(out: *mut usize) -> descent_status;
+    pub fn descent_get_num_threads(out: *mut usize, error: *mut c_char, error_capacity: usize) -> descent_status;
     /// This optimizer's thread count; 0 follows the process-wide count.
     pub fn descent_optimizer_set_num_threads(opt: *mut descent_optimizer, n: usize) -> descent_status;
     /// This optimizer's setting (0: follows the process-wide count).
