@@ -117,7 +117,8 @@ bool MultiOptimizer::Filter::accepts(const std::string& name, const Shape& shape
 // ---- construction, cloning -------------------------------------------------------------------
 
 MultiOptimizer::MultiOptimizer(const MultiOptimizer& o)
-    : filters_(o.filters_),
+    : Optimizer(o),
+      filters_(o.filters_),
       params_(o.params_),
       param_index_(o.param_index_),
       initialized_(o.initialized_),

@@ -45,7 +45,8 @@ RuleOptimizer::RuleOptimizer(std::string_view kind)
 }
 
 RuleOptimizer::RuleOptimizer(const RuleOptimizer& o)
-    : kind_(o.kind_),
+    : Optimizer(o),
+      kind_(o.kind_),
       rule_(o.rule_->clone()),
       hyper_(o.hyper_),
       rule_configured_(o.rule_configured_),

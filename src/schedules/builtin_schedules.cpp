@@ -69,7 +69,7 @@ class StepDecay final : public Schedule {
       : init_(init), rate_(rate), step_size_(step_size) {}
   double value(uint64_t step) const override {
     // step // step_size is a uint64 floor division; the power is float32.
-    return f32(init_) * std::pow(f32(rate_), static_cast<float>(step / step_size_));
+    return f32(init_) * std::pow(f32(rate_), static_cast<float>(step / step_size_));  // NOLINT(bugprone-integer-division)
   }
   std::string to_json() const override {
     return "{\"schedule\": \"step_decay\", \"init\": " + json_number(init_) +

@@ -124,7 +124,7 @@ uint64_t read_integer(const TensorView& t, uint64_t i, bool* negative) {
     }
   }
   switch (t.type->size) {
-    case 1: s = read_element<int8_t>(p); break;
+    case 1: s = read_element<int8_t>(p); break;  // NOLINT(bugprone-signed-char-misuse): int8 is signed
     case 2: s = read_element<int16_t>(p); break;
     case 4: s = read_element<int32_t>(p); break;
     default: s = read_element<int64_t>(p); break;
