@@ -403,7 +403,7 @@ uint64_t latest_generation(const std::string& dir) {
   closedir(d);
   try {
     const std::vector<unsigned char> bytes = state_io::read_file(join(dir, kIndexName));
-    const auto doc = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, false);
+    const nlohmann::json doc = parse_json(std::string(bytes.begin(), bytes.end()), "index");
     if (doc.is_object() && doc.contains("generation") && doc["generation"].is_number_unsigned())
       g = std::max(g, doc["generation"].get<uint64_t>());
   } catch (const Error&) {
