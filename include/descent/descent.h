@@ -521,12 +521,46 @@ DESCENT_API descent_status descent_collectives_clip_grad_norm(descent_collective
  *    (the ranks disagree on the step count) until a checkpoint is loaded everywhere.
  *  - state keys, state_info/get/set name this rank's shard: slots of a parameter this rank owns
  *    whole keep its shape, a part of one is one-dimensional (its element count), parameters it
- *    does not own have no slots. descent_optimizer_save/load (and the buffer forms) refuse:
- *    sharded and gathered checkpoints are not in this release (docs/distributed.md).
+ *    does not own have no slots. descent_optimizer_save/load (and the buffer forms) refuse
+ *    (DESCENT_ERR_INVALID_STATE): use the collective checkpoints below.
  * The optimizer keeps a reference to coll. A group handle, or an optimizer already sharded or
  * initialised, is DESCENT_ERR_INVALID_STATE. */
 DESCENT_API descent_status descent_optimizer_shard(descent_optimizer* opt,
                                                    descent_collectives* coll);
+/* Checkpoints of a sharded optimizer (since 1.1). Collective: every rank calls them, in the
+ * same order as its other collective calls. All or nothing across ranks: bad input or a
+ * failure (I/O, a damaged file, a failing callback) on any rank fails the call on every rank
+ * with nothing changed (a load leaves every rank's state as it was; a save leaves the previous
+ * checkpoint in place), as a step does; the caveat of a step's final agreement failing on some
+ * ranks only applies to each call's last agreement. Both formats reshard when loaded: a
+ * checkpoint saved on any number of ranks loads on any number of ranks (the plan is recomputed
+ * from the declarations), and the next steps are bitwise those of the uninterrupted run.
+ * docs/distributed.md ("Checkpoints") has the formats and the durability guarantee.
+ *
+ * Gathered: one safetensors file, byte for byte what descent_optimizer_save of the single-process
+ * optimizer with the same state writes (so it loads in MLX, in descent_optimizer_load, and into a
+ * sharded optimizer of any world size). The shards are all-gathered (each rank briefly holds
+ * the whole state) and rank 0 writes the file atomically (path is used on rank 0 only, but must
+ * be valid on every rank). The load reads the whole file on every rank, each keeping its shard.
+ * On an optimizer that is not sharded they are descent_optimizer_save and _load. */
+DESCENT_API descent_status descent_optimizer_save_gathered(const descent_optimizer* opt,
+                                                           const char* path);
+DESCENT_API descent_status descent_optimizer_load_gathered(descent_optimizer* opt,
+                                                           const char* path);
+/* Sharded: a directory (created if missing; one directory that every rank sees, on a shared file
+ * system for several machines) holding one safetensors file per rank with that rank's shard,
+ * "shard-g<generation>-r<rank>-of-<world>.safetensors", each written atomically, and
+ * "index.json", written atomically by rank 0 last, after every rank confirmed its shard durable:
+ * it names the complete set (world size, generation, the partition plan's fingerprint, every
+ * file's size and FNV-1a 64 checksum). Each save uses a new generation, so a save interrupted at
+ * any point (a rank killed, a full disk) leaves the previous index and its files loadable; shard
+ * files of older generations are removed after the new index is durable. The load reads the
+ * index and, on each rank, only the shard files that hold part of its new shard, checking sizes
+ * and checksums. The optimizer must be sharded (DESCENT_ERR_INVALID_STATE otherwise; shard over
+ * a 1-rank collectives handle to save or load in a single process). */
+DESCENT_API descent_status descent_optimizer_save_sharded(const descent_optimizer* opt,
+                                                          const char* dir);
+DESCENT_API descent_status descent_optimizer_load_sharded(descent_optimizer* opt, const char* dir);
 /* Whether opt is sharded, and its rank and world size (both 0 when it is not). Any output may be
  * NULL. */
 DESCENT_API descent_status descent_optimizer_shard_info(const descent_optimizer* opt,

@@ -74,24 +74,11 @@ Sharding::Sharding(std::shared_ptr<Collectives> coll, Optimizer& opt) : coll_(st
       for (std::size_t g = 0; g < m->group_count(); ++g) kinds.push_back(m->group(g).kind());
       for (std::size_t i = 0; i < n; ++i) group[i] = m->parameter_group(declared_[i].name);
     }
-    std::vector<Piece> all;
-    for (std::size_t g = 0; g < kinds.size(); ++g) {
-      std::vector<std::size_t> members;
-      std::vector<Shape> shapes;
-      for (std::size_t i = 0; i < n; ++i)
-        if (group[i] == g) {
-          members.push_back(i);
-          shapes.push_back(declared_[i].shape);
-        }
-      for (Piece p : partition(shard_style(kinds[g]), shapes, world)) {
-        p.param = members[p.param];
-        all.push_back(p);
-      }
-    }
-    std::stable_sort(all.begin(), all.end(), [](const Piece& a, const Piece& b) {
-      return a.rank != b.rank ? a.rank < b.rank : a.param < b.param;
-    });
-    pieces_ = std::move(all);
+    group_ = group;
+    kinds_ = kinds;
+    multi_ = dynamic_cast<MultiOptimizer*>(&opt) != nullptr;
+    pieces_ = plan(world);
+    template_ = opt.clone();  // unsharded and uninitialised: checked above
     mine.assign(n, OwnedRange{0, 0, false});
     for (const Piece& p : pieces_)
       if (p.rank == c.rank()) mine[p.param] = OwnedRange{p.begin, p.end, true};
@@ -171,6 +158,57 @@ Sharding::Sharding(std::shared_ptr<Collectives> coll, Optimizer& opt) : coll_(st
   flat_params_.assign(n, nullptr);
   flat_grads_.assign(n, nullptr);
   opt.set_owned_ranges(mine);
+}
+
+std::vector<Piece> Sharding::plan(std::size_t world) const {
+  const std::size_t n = declared_.size();
+  std::vector<Piece> all;
+  for (std::size_t g = 0; g < kinds_.size(); ++g) {
+    std::vector<std::size_t> members;
+    std::vector<Shape> shapes;
+    for (std::size_t i = 0; i < n; ++i)
+      if (group_[i] == g) {
+        members.push_back(i);
+        shapes.push_back(declared_[i].shape);
+      }
+    for (Piece p : partition(shard_style(kinds_[g]), shapes, world)) {
+      p.param = members[p.param];
+      all.push_back(p);
+    }
+  }
+  std::stable_sort(all.begin(), all.end(), [](const Piece& a, const Piece& b) {
+    return a.rank != b.rank ? a.rank < b.rank : a.param < b.param;
+  });
+  return all;
+}
+
+uint64_t Sharding::plan_fingerprint(std::size_t world) const {
+  uint64_t h = kFnvBasis;
+  h = hash_value(h, world);
+  for (const std::string& k : kinds_) h = hash_string(h, k);
+  for (std::size_t i = 0; i < declared_.size(); ++i) {
+    const Declared& d = declared_[i];
+    h = hash_string(h, d.name);
+    h = hash_value(h, static_cast<int>(d.dtype));
+    h = hash_value(h, d.shape.size());
+    for (int64_t x : d.shape) h = hash_value(h, x);
+    h = hash_value(h, group_[i]);
+  }
+  for (const Piece& p : plan(world)) {
+    h = hash_value(h, p.param);
+    h = hash_value(h, p.rank);
+    h = hash_value(h, p.begin);
+    h = hash_value(h, p.end);
+  }
+  return h;
+}
+
+std::vector<OwnedRange> Sharding::ranges_of(const std::vector<Piece>& plan, std::size_t nparams,
+                                            std::size_t rank) {
+  std::vector<OwnedRange> out(nparams, OwnedRange{0, 0, false});
+  for (const Piece& p : plan)
+    if (p.rank == rank) out[p.param] = OwnedRange{p.begin, p.end, true};
+  return out;
 }
 
 std::size_t Sharding::scratch_bytes(const Optimizer& opt) const {

@@ -50,6 +50,28 @@ class Sharding {
   // Resets the count of completed steps (after a collective load).
   void reset_steps() { steps_ = 0; }
 
+  // ---- for checkpoints (src/distributed/checkpoint.cpp) -------------------------------------
+  // The plan of these declarations over any number of ranks (pieces sorted by rank, then
+  // parameter): plan(world()) is pieces(). Deterministic, so a checkpoint saved on W ranks is
+  // resharded by recomputing plan(W).
+  std::vector<Piece> plan(std::size_t world) const;
+  // A 64-bit fingerprint of plan(world) and of what it is computed from (kinds, names, dtypes,
+  // shapes, groups): two optimizers with equal fingerprints lay out their shards alike.
+  uint64_t plan_fingerprint(std::size_t world) const;
+  // This rank's owned range of every parameter under a plan for `world` ranks.
+  static std::vector<OwnedRange> ranges_of(const std::vector<Piece>& plan, std::size_t nparams,
+                                           std::size_t rank);
+  std::size_t parameter_count() const { return declared_.size(); }
+  const std::string& parameter_name(std::size_t i) const { return declared_[i].name; }
+  const Shape& parameter_shape(std::size_t i) const { return declared_[i].shape; }
+  int64_t parameter_numel(std::size_t i) const { return declared_[i].numel; }
+  std::size_t parameter_group(std::size_t i) const { return group_[i]; }
+  bool multi() const { return multi_; }
+  // An unsharded, uninitialised copy of the optimizer taken when it was sharded (same kind,
+  // declarations, groups and filters): a gathered save loads the whole state into a clone of it
+  // and writes that exactly as the single-process optimizer would.
+  const Optimizer& unsharded_template() const { return *template_; }
+
  private:
   struct Declared {  // for check_tensor_list
     std::string name;
@@ -67,6 +89,10 @@ class Sharding {
 
   std::shared_ptr<Collectives> coll_;
   std::vector<Declared> declared_;
+  std::vector<std::size_t> group_;  // per parameter: its group (0 unless multi)
+  std::vector<std::string> kinds_;  // per group: its kind
+  bool multi_ = false;
+  std::unique_ptr<Optimizer> template_;
   std::vector<Piece> pieces_;               // sorted by rank, then parameter
   std::vector<std::size_t> piece_offset_;   // per piece: byte offset in the gather buffer
   std::vector<std::size_t> param_pieces_;   // piece ids grouped by parameter

@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -158,6 +159,62 @@ TEST(Mpi, MismatchedDeclarationsFailEveryRank) {
   }
   descent_optimizer_free(opt);
   descent_collectives_free(c);
+}
+
+// Resharding resume through files (ctest mpi_np_reshard runs tests/mpi/reshard.sh: mpirun -np 4
+// with DESCENT_RESHARD_PHASE=save, then -np 2 with "load2", then -np 1 with "load1", all with
+// DESCENT_RESHARD_DIR set to one temporary directory). Skipped when those are not set. The
+// parameters at each phase's start are the single-process run's (bitwise those of the sharded
+// run, as MpiExactness checks).
+TEST(Mpi, ReshardingResumeThroughFiles) {
+  const char* phase_env = std::getenv("DESCENT_RESHARD_PHASE");
+  const char* dir_env = std::getenv("DESCENT_RESHARD_DIR");
+  if (!phase_env || !dir_env) GTEST_SKIP() << "DESCENT_RESHARD_PHASE/DIR not set";
+  const std::string phase = phase_env, dir = dir_env;
+  const auto m = model();
+  for (const char* kind : {"adamw", "adafactor", "muon", "multi"}) {
+    const std::string k = kind;
+    // save: steps 0-2 on 4 ranks; load2: steps 3-4 on 2; load1: steps 5-6 on 1.
+    const int first = phase == "save" ? 0 : phase == "load2" ? 3 : 5;
+    const int steps = phase == "save" ? 3 : 2;
+    descent_collectives* c = mpi_collectives();
+    descent_optimizer* opt = make_optimizer(k, m);
+    ASSERT_EQ(descent_optimizer_shard(opt, c), DESCENT_OK) << descent_optimizer_last_error(opt);
+    if (phase == "load2") {
+      ASSERT_EQ(descent_optimizer_load_sharded(opt, (dir + "/" + k + "-4").c_str()), DESCENT_OK)
+          << descent_optimizer_last_error(opt);
+    }
+    if (phase == "load1") {
+      ASSERT_EQ(descent_optimizer_load_sharded(opt, (dir + "/" + k + "-2").c_str()), DESCENT_OK)
+          << descent_optimizer_last_error(opt);
+    }
+    Tensors t = reference(k, m, first);
+    for (int s = first; s < first + steps; ++s) {
+      t.grads_for(m, static_cast<uint64_t>(s));
+      ASSERT_EQ(update(opt, m, t, s % 3), DESCENT_OK) << descent_optimizer_last_error(opt);
+    }
+    const Tensors ref = reference(k, m, first + steps);
+    for (std::size_t i = 0; i < m.size(); ++i) EXPECT_EQ(t.p[i], ref.p[i]) << k << " " << m[i].name;
+    const std::string out = dir + "/" + k + "-" + std::to_string(size_of());
+    EXPECT_EQ(descent_optimizer_save_sharded(opt, out.c_str()), DESCENT_OK) << descent_optimizer_last_error(opt);
+    EXPECT_EQ(descent_optimizer_save_gathered(opt, (out + ".safetensors").c_str()), DESCENT_OK)
+        << descent_optimizer_last_error(opt);
+    if (phase == "load1") {  // the gathered files of the earlier phases load here too
+      descent_optimizer* again = make_optimizer(k, m);
+      ASSERT_EQ(descent_optimizer_shard(again, c), DESCENT_OK);
+      ASSERT_EQ(descent_optimizer_load_gathered(again, (dir + "/" + k + "-4.safetensors").c_str()), DESCENT_OK)
+          << descent_optimizer_last_error(again);
+      Tensors u = reference(k, m, 3);
+      for (int s = 3; s < 7; ++s) {
+        u.grads_for(m, static_cast<uint64_t>(s));
+        ASSERT_EQ(update(again, m, u, s % 3), DESCENT_OK) << descent_optimizer_last_error(again);
+      }
+      for (std::size_t i = 0; i < m.size(); ++i) EXPECT_EQ(u.p[i], ref.p[i]) << k << " gathered " << m[i].name;
+      descent_optimizer_free(again);
+    }
+    descent_optimizer_free(opt);
+    descent_collectives_free(c);
+  }
 }
 
 }  // namespace
