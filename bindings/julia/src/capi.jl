@@ -228,6 +228,14 @@ descent_optimizer_shard_info(opt, sharded, rank, world_size) =
 descent_optimizer_state_bytes(opt, state_bytes, scratch_bytes) =
     ccall((:descent_optimizer_state_bytes, libdescent), Cuint,
           (Ptr{Cvoid}, Ref{Csize_t}, Ref{Csize_t}), opt, state_bytes, scratch_bytes)
+descent_optimizer_save_gathered(opt, path) =
+    ccall((:descent_optimizer_save_gathered, libdescent), Cuint, (Ptr{Cvoid}, Cstring), opt, path)
+descent_optimizer_load_gathered(opt, path) =
+    ccall((:descent_optimizer_load_gathered, libdescent), Cuint, (Ptr{Cvoid}, Cstring), opt, path)
+descent_optimizer_save_sharded(opt, dir) =
+    ccall((:descent_optimizer_save_sharded, libdescent), Cuint, (Ptr{Cvoid}, Cstring), opt, dir)
+descent_optimizer_load_sharded(opt, dir) =
+    ccall((:descent_optimizer_load_sharded, libdescent), Cuint, (Ptr{Cvoid}, Cstring), opt, dir)
 
 # ---- Threads (since 1.1) ----
 descent_set_num_threads(n, error, capacity) =
