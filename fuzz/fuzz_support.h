@@ -141,15 +141,22 @@ struct Snapshot {
 };
 
 inline descent_status save_bytes(const descent_optimizer* opt, std::vector<unsigned char>& out) {
+  // One call into a large reused buffer (the size query would serialise everything twice).
+  static thread_local std::vector<unsigned char> scratch(1 << 20);
   size_t size = 0;
-  descent_status s = descent_optimizer_save_to_buffer(opt, nullptr, 0, &size);
-  no_internal(s, "save_to_buffer (size)", descent_optimizer_last_error(opt));
-  if (s != DESCENT_OK) return s;
-  out.assign(size, 0);
-  size_t written = 0;
-  s = descent_optimizer_save_to_buffer(opt, out.data(), out.size(), &written);
+  descent_status s = descent_optimizer_save_to_buffer(opt, scratch.data(), scratch.size(), &size);
+  if (s == DESCENT_ERR_BUFFER_TOO_SMALL) {
+    s = descent_optimizer_save_to_buffer(opt, nullptr, 0, &size);
+    no_internal(s, "save_to_buffer (size)", descent_optimizer_last_error(opt));
+    if (s != DESCENT_OK) return s;
+    scratch.resize(size);
+    size_t written = 0;
+    s = descent_optimizer_save_to_buffer(opt, scratch.data(), scratch.size(), &written);
+    if (s == DESCENT_OK && written != size) die("save_to_buffer wrote another size than it announced");
+  }
   no_internal(s, "save_to_buffer", descent_optimizer_last_error(opt));
-  if (s == DESCENT_OK && written != size) die("save_to_buffer wrote another size than it announced");
+  if (s == DESCENT_OK) out.assign(scratch.begin(), scratch.begin() + std::ptrdiff_t(size));
+  else out.clear();
   return s;
 }
 
@@ -207,9 +214,10 @@ class Rig {
 
   // Runs a call that may fail: DESCENT_ERR_INTERNAL aborts; a failure must change nothing and
   // leave a message on the handle.
+  // `known_before`, when given, is the snapshot the rig is known to have now (saves the work).
   template <class F>
-  descent_status checked(const std::string& what, F&& f) {
-    const Snapshot before = snapshot();
+  descent_status checked(const std::string& what, F&& f, const Snapshot* known_before = nullptr) {
+    const Snapshot before = known_before ? *known_before : snapshot();
     const descent_status s = f();
     no_internal(s, kind_ + ": " + what, last_error().c_str());
     if (s != DESCENT_OK) {
