@@ -81,7 +81,7 @@ for target in "${targets[@]}"; do
   echo "fuzz.sh: $target for $seconds s" >&2
   t0=$SECONDS
   if ! "$build_dir/fuzz/$target" "${dict[@]}" -max_total_time="$seconds" -timeout=20 \
-      -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 -artifact_prefix="$artifacts/" \
+      -rss_limit_mb=4096 -max_len=8192 -print_final_stats=1 -artifact_prefix="$artifacts/" \
       "$corpus" "${seeds[@]}" >"$build_dir/$target.log" 2>&1; then
     failed+=("$target")
     tail -n 60 "$build_dir/$target.log" >&2

@@ -2,8 +2,8 @@
 # Builds and tests descent under sanitizers (see docs/reliability.md):
 #   asan  build-asan/: AddressSanitizer + UndefinedBehaviorSanitizer (leak checking on, every
 #         report fatal), the whole ctest suite (examples and benchmarks are not built).
-#   tsan  build-tsan/: ThreadSanitizer, the concurrency test only (descent_tests
-#         --gtest_filter='Concurrency*').
+#   tsan  build-tsan/: ThreadSanitizer, the concurrency test only (descent_concurrency_test, the
+#         library and tests/concurrency_test.cpp; nothing else is built).
 # Usage: scripts/test-sanitizers.sh [asan|tsan|all]   (default: all). Extra ctest arguments can
 # be given in $DESCENT_CTEST_ARGS. Build directories: $DESCENT_ASAN_BUILD_DIR,
 # $DESCENT_TSAN_BUILD_DIR. ccache is used when installed.
@@ -18,8 +18,11 @@ if command -v ccache >/dev/null 2>&1; then
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 fi
 
+generator=()
+if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
+
 configure() {  # configure DIR SANITIZERS
-  cmake -S "$root" -B "$1" -G Ninja "${launcher[@]}" \
+  cmake -S "$root" -B "$1" "${generator[@]}" "${launcher[@]}" \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DDESCENT_SANITIZE="$2" \
     -DDESCENT_BUILD_SHARED=ON \
@@ -53,10 +56,10 @@ run_tsan() {
   local dir=${DESCENT_TSAN_BUILD_DIR:-$root/build-tsan}
   local t0=$SECONDS
   configure "$dir" "thread"
-  cmake --build "$dir" -j"$jobs" --target descent_tests
+  cmake --build "$dir" -j"$jobs" --target descent_concurrency_test
   echo "test-sanitizers.sh: tsan build: $((SECONDS - t0)) s" >&2
   t0=$SECONDS
-  "$dir/tests/descent_tests" --gtest_filter='Concurrency*'
+  "$dir/tests/descent_concurrency_test"
   echo "test-sanitizers.sh: tsan test: $((SECONDS - t0)) s" >&2
 }
 
