@@ -135,8 +135,11 @@ TEST_P(UpdateForms, SameBitsAsByName) {
   }
   for (size_t i = 0; i < flat.tensors.size(); ++i) {
     EXPECT_EQ(by_index[i].param, by_name[i].param) << by_name[i].name;
-    EXPECT_EQ(0, std::memcmp(fp.data + offset_of(c, i), by_name[i].param.data(), by_name[i].param.size()))
-        << by_name[i].name;
+    if (!by_name[i].param.empty()) {
+      EXPECT_EQ(0, std::memcmp(fp.data + offset_of(c, i), by_name[i].param.data(),
+                               by_name[i].param.size()))
+          << by_name[i].name;
+    }
   }
   EXPECT_TRUE(api_test::state_snapshot(b) == api_test::state_snapshot(a));
   EXPECT_TRUE(api_test::state_snapshot(c) == api_test::state_snapshot(a));
