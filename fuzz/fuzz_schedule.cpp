@@ -4,6 +4,8 @@
 // optimizers either fails changing nothing or works, and the first update then stores the
 // schedule's value at step 0 (as float32) as "learning_rate"; save/load continues identically.
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -55,8 +57,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     double first = 0;
     float lr = 0;
     const bool plain = std::strcmp(kind, "multi") != 0 && std::strcmp(kind, "adafactor") != 0;
-    // The optimizer holds its learning rate as float32: string forms start from that value.
-    const double held = double(float(init_lr));
+    // The optimizer holds its learning rate as float32; the shorthands start from the shortest
+    // decimal that rounds to that float32 (docs/schedules.md).
+    const float lr32 = float(init_lr);
+    double held = double(lr32);
+    for (int digits = 1; digits <= 9; ++digits) {
+      char text[64];
+      std::snprintf(text, sizeof text, "%.*g", digits, double(lr32));
+      if (std::strtof(text, nullptr) == lr32) {
+        held = std::strtod(text, nullptr);
+        break;
+      }
+    }
     if (plain && descent_schedule_value(spec.c_str(), held, 0, &first, nullptr, 0) == DESCENT_OK &&
         descent_optimizer_state_get(rig.opt(), "learning_rate", DESCENT_FLOAT32, &lr, 1) ==
             DESCENT_OK) {
