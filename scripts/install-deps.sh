@@ -28,6 +28,7 @@ packages=(
   clang-format            # scripts/check-format.sh
   libopenmpi-dev          # libdescent_mpi, the MPI adapter (docs/distributed.md)
   openmpi-bin             # mpirun for its tests
+  clang                   # libFuzzer for the fuzz targets (scripts/fuzz.sh)
 )
 
 missing=()

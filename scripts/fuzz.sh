@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets in fuzz/ (clang, AddressSanitizer + UndefinedBehaviorSanitizer) in
+# build-fuzz/ (or $DESCENT_FUZZ_BUILD_DIR) and runs them (docs/reliability.md).
+#
+#   scripts/fuzz.sh [SECONDS] [TARGET...]   each target (default: all) for SECONDS (default 60)
+#   scripts/fuzz.sh --ci                     each target for $DESCENT_FUZZ_CI_SECONDS (default 20)
+#   scripts/fuzz.sh --build                  build only
+#
+# Each target starts from its committed seeds (fuzz/corpus/<target>/) plus what earlier runs found
+# (build-fuzz/corpus/<target>/, kept between runs) and uses fuzz/<json|safetensors>.dict. A crash,
+# a sanitizer report or a broken promise ("FUZZ PROMISE BROKEN") stops the target, leaves the input
+# in build-fuzz/artifacts/<target>/ and makes the script fail; reproduce it with
+#   build-fuzz/fuzz/<target> build-fuzz/artifacts/<target>/crash-...
+# Needs clang (Debian: apt-get install -y clang); without it the script says so and exits 0.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build_dir=${DESCENT_FUZZ_BUILD_DIR:-$root/build-fuzz}
+jobs=$(nproc 2>/dev/null || echo 2)
+all_targets=(fuzz_state_load fuzz_config fuzz_schedule fuzz_multi fuzz_files)
+
+seconds=60
+build_only=0
+if [[ ${1:-} == --ci ]]; then
+  seconds=${DESCENT_FUZZ_CI_SECONDS:-20}
+  shift
+elif [[ ${1:-} == --build ]]; then
+  build_only=1
+  shift
+elif [[ ${1:-} =~ ^[0-9]+$ ]]; then
+  seconds=$1
+  shift
+fi
+targets=("$@")
+[[ ${#targets[@]} -gt 0 ]] || targets=("${all_targets[@]}")
+
+cc=${DESCENT_FUZZ_CC:-clang}
+cxx=${DESCENT_FUZZ_CXX:-clang++}
+if ! command -v "$cxx" >/dev/null 2>&1; then
+  echo "fuzz.sh: $cxx not found (Debian: apt-get install -y clang): fuzzing skipped" >&2
+  exit 0
+fi
+
+launcher=()
+if command -v ccache >/dev/null 2>&1; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+fi
+generator=()
+if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
+
+t0=$SECONDS
+cmake -S "$root" -B "$build_dir" "${generator[@]}" "${launcher[@]}" \
+  -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DDESCENT_FUZZ=ON \
+  -DDESCENT_SANITIZE="address;undefined" \
+  -DDESCENT_BUILD_SHARED=OFF -DDESCENT_BUILD_STATIC=ON \
+  -DDESCENT_BUILD_TESTS=OFF -DDESCENT_BUILD_EXAMPLES=OFF -DDESCENT_BUILD_BENCH=OFF >/dev/null
+cmake --build "$build_dir" -j"$jobs" --target "${targets[@]}"
+echo "fuzz.sh: build: $((SECONDS - t0)) s" >&2
+[[ $build_only == 0 ]] || exit 0
+
+# No allocation stacks and a small quarantine: several times the executions per second. To see
+# where a reported block was allocated, rerun the input with ASAN_OPTIONS=malloc_context_size=30.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1:malloc_context_size=0:quarantine_size_mb=16}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+export OPENBLAS_NUM_THREADS=1
+
+failed=()
+for target in "${targets[@]}"; do
+  corpus=$build_dir/corpus/$target
+  artifacts=$build_dir/artifacts/$target
+  mkdir -p "$corpus" "$artifacts"
+  dict=()
+  case $target in
+    fuzz_state_load|fuzz_files) dict=(-dict="$root/fuzz/safetensors.dict") ;;
+    fuzz_config|fuzz_schedule|fuzz_multi) dict=(-dict="$root/fuzz/json.dict") ;;
+  esac
+  seeds=()
+  [[ -d $root/fuzz/corpus/$target ]] && seeds=("$root/fuzz/corpus/$target")
+  echo "fuzz.sh: $target for $seconds s" >&2
+  t0=$SECONDS
+  if ! "$build_dir/fuzz/$target" "${dict[@]}" -max_total_time="$seconds" -timeout=20 \
+      -rss_limit_mb=4096 -max_len=8192 -print_final_stats=1 -artifact_prefix="$artifacts/" \
+      "$corpus" "${seeds[@]}" >"$build_dir/$target.log" 2>&1; then
+    failed+=("$target")
+    tail -n 60 "$build_dir/$target.log" >&2
+  fi
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$build_dir/$target.log" | grep -o '[0-9]*$' || echo '?')
+  echo "fuzz.sh: $target: $execs executions in $((SECONDS - t0)) s (log: $build_dir/$target.log)" >&2
+done
+
+if [[ ${#failed[@]} -gt 0 ]]; then
+  echo "fuzz.sh: FAILED: ${failed[*]} (inputs in $build_dir/artifacts/)" >&2
+  exit 1
+fi
