@@ -148,7 +148,8 @@ int main(int argc, char** argv) {
     execv("/proc/self/exe", argv);
   }
   std::string json_path;
-  std::vector<std::string> kinds = {"sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "adamax", "lion"};
+  std::vector<std::string> kinds = {"sgd",  "rmsprop", "adagrad", "adadelta",
+                                    "adam", "adamw",   "adamax",  "lion"};
   std::vector<std::string> dtypes = {"float32", "float64"};
   std::vector<std::string> sizes = {"256K", "4M", "32M"};
   int rounds = 5;
@@ -161,32 +162,41 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--json") json_path = next();
-    else if (a == "--sizes") sizes = split(next());
-    else if (a == "--kinds") kinds = split(next());
-    else if (a == "--dtypes") dtypes = split(next());
-    else if (a == "--rounds") rounds = std::max(1, std::atoi(next().c_str()));
-    else if (a == "--quick") sizes = {"256K", "4M"}, rounds = 3;
+    if (a == "--json")
+      json_path = next();
+    else if (a == "--sizes")
+      sizes = split(next());
+    else if (a == "--kinds")
+      kinds = split(next());
+    else if (a == "--dtypes")
+      dtypes = split(next());
+    else if (a == "--rounds")
+      rounds = std::max(1, std::atoi(next().c_str()));
+    else if (a == "--quick")
+      sizes = {"256K", "4M"}, rounds = 3;
     else {
-      std::fprintf(stderr, "usage: %s [--json FILE] [--sizes 256K,4M,32M] [--kinds k,...] "
-                           "[--dtypes float32,float64] [--rounds N] [--quick]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--json FILE] [--sizes 256K,4M,32M] [--kinds k,...] "
+                   "[--dtypes float32,float64] [--rounds N] [--quick]\n",
+                   argv[0]);
       return 2;
     }
   }
   size_t threads = 0;
   descent_get_num_threads(&threads, nullptr, 0);
-  std::printf("descent %s | CPU: %s | descent threads %zu, ISA %s | peer/stream OpenMP threads %d\n",
-              descent_version_string(), cpu_name().c_str(), threads, isa_in_effect().c_str(),
-              peer::threads());
+  std::printf(
+      "descent %s | CPU: %s | descent threads %zu, ISA %s | peer/stream OpenMP threads %d\n",
+      descent_version_string(), cpu_name().c_str(), threads, isa_in_effect().c_str(),
+      peer::threads());
   std::printf("%-9s %-7s %6s | %8s %8s %8s | %8s %8s | %8s %8s\n", "kind", "dtype", "params",
               "descent", "stream", "peer", "/stream", "/peer", "/stream", "/peer");
   std::printf("%-9s %-7s %6s | %26s | %17s | %17s\n", "", "", "", "Gparam/s (best round)",
               "ratio (best)", "ratio (median)");
   std::ostringstream js;
-  js << "{\n  \"cpu\": \"" << cpu_name() << "\",\n  \"descent_version\": \"" << descent_version_string()
-     << "\",\n  \"threads\": " << threads << ",\n  \"isa\": \"" << isa_in_effect()
-     << "\",\n  \"peer_threads\": " << peer::threads() << ",\n  \"rounds\": " << rounds
-     << ",\n  \"elementwise\": [";
+  js << "{\n  \"cpu\": \"" << cpu_name() << "\",\n  \"descent_version\": \""
+     << descent_version_string() << "\",\n  \"threads\": " << threads << ",\n  \"isa\": \""
+     << isa_in_effect() << "\",\n  \"peer_threads\": " << peer::threads()
+     << ",\n  \"rounds\": " << rounds << ",\n  \"elementwise\": [";
   bool first = true;
   for (const auto& size_s : sizes) {
     const int64_t n = parse_size(size_s);
@@ -204,13 +214,15 @@ int main(int argc, char** argv) {
         void* sp[2] = {s0.ptr, s1.ptr};
         descent_optimizer* opt = make(kind);
         const int64_t shape[] = {n};
-        check(descent_optimizer_add_parameter(opt, "w", dbl ? DESCENT_FLOAT64 : DESCENT_FLOAT32, 1, shape),
+        check(descent_optimizer_add_parameter(opt, "w", dbl ? DESCENT_FLOAT64 : DESCENT_FLOAT32, 1,
+                                              shape),
               opt, "add_parameter");
         const size_t idx[] = {0};
         void* params[] = {p.ptr};
         const void* grads[] = {g.ptr};
         auto descent_step = [&] {
-          check(descent_optimizer_update_indexed(opt, 1, idx, nullptr, nullptr, params, grads), opt, "update");
+          check(descent_optimizer_update_indexed(opt, 1, idx, nullptr, nullptr, params, grads), opt,
+                "update");
         };
         descent_step();  // initialises the state
         peer::step(kind, dbl, n, p.ptr, g.ptr, sp);
@@ -230,10 +242,12 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
         js << (first ? "\n" : ",\n") << "    {\"kind\": \"" << kind << "\", \"dtype\": \"" << dt
            << "\", \"params\": " << n << ", \"bytes_per_param\": " << (3 + 2 * slots) * es
-           << ", \"gparams_per_s\": {\"descent\": " << gd << ", \"stream\": " << gs << ", \"peer\": " << gp
+           << ", \"gparams_per_s\": {\"descent\": " << gd << ", \"stream\": " << gs
+           << ", \"peer\": " << gp
            << "}, \"gparams_per_s_median\": {\"descent\": " << n / d.median / 1e9
            << ", \"stream\": " << n / s.median / 1e9 << ", \"peer\": " << n / q.median / 1e9
-           << "}, \"ratio_to_stream\": " << s.best / d.best << ", \"ratio_to_peer\": " << q.best / d.best
+           << "}, \"ratio_to_stream\": " << s.best / d.best
+           << ", \"ratio_to_peer\": " << q.best / d.best
            << ", \"ratio_to_stream_median\": " << s.median / d.median
            << ", \"ratio_to_peer_median\": " << q.median / d.median << "}";
         first = false;
@@ -250,7 +264,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> names;
     for (int64_t i = 0; i < count; ++i) {
       names.push_back("t" + std::to_string(i));
-      check(descent_optimizer_add_parameter(many, names.back().c_str(), DESCENT_FLOAT32, 1, &each), many, "add");
+      check(descent_optimizer_add_parameter(many, names.back().c_str(), DESCENT_FLOAT32, 1, &each),
+            many, "add");
     }
     check(descent_optimizer_add_parameter(one, "w", DESCENT_FLOAT32, 1, &total), one, "add");
     size_t flat = 0;
@@ -275,10 +290,17 @@ int main(int argc, char** argv) {
     const size_t one_idx[] = {0};
     void* one_p[] = {p1.ptr};
     const void* one_g[] = {g1.ptr};
-    auto step_one = [&] { check(descent_optimizer_update_indexed(one, 1, one_idx, nullptr, nullptr, one_p, one_g), one, "one"); };
-    auto step_flat = [&] { check(descent_optimizer_update_flat(many, fp.ptr, fg.ptr, flat), many, "flat"); };
+    auto step_one = [&] {
+      check(descent_optimizer_update_indexed(one, 1, one_idx, nullptr, nullptr, one_p, one_g), one,
+            "one");
+    };
+    auto step_flat = [&] {
+      check(descent_optimizer_update_flat(many, fp.ptr, fg.ptr, flat), many, "flat");
+    };
     auto step_idx = [&] {
-      check(descent_optimizer_update_indexed(many, count, idx.data(), nullptr, nullptr, pp.data(), gp.data()), many, "indexed");
+      check(descent_optimizer_update_indexed(many, count, idx.data(), nullptr, nullptr, pp.data(),
+                                             gp.data()),
+            many, "indexed");
     };
     step_one();
     step_flat();
@@ -292,13 +314,14 @@ int main(int argc, char** argv) {
     descent_optimizer_free(many);
     descent_optimizer_free(one);
     const Stats o = stats(to), f = stats(tf), x = stats(ti);
-    std::printf("\nmany small tensors (AdamW float32, %lld x %lld vs one of %lld), Gparam/s best "
-                "(median):\n  one tensor %.3f (%.3f) | flat %.3f (%.3f) ratio %.3f (%.3f) | indexed "
-                "%.3f (%.3f) ratio %.3f (%.3f)\n",
-                static_cast<long long>(count), static_cast<long long>(each),
-                static_cast<long long>(total), total / o.best / 1e9, total / o.median / 1e9,
-                total / f.best / 1e9, total / f.median / 1e9, o.best / f.best, o.median / f.median,
-                total / x.best / 1e9, total / x.median / 1e9, o.best / x.best, o.median / x.median);
+    std::printf(
+        "\nmany small tensors (AdamW float32, %lld x %lld vs one of %lld), Gparam/s best "
+        "(median):\n  one tensor %.3f (%.3f) | flat %.3f (%.3f) ratio %.3f (%.3f) | indexed "
+        "%.3f (%.3f) ratio %.3f (%.3f)\n",
+        static_cast<long long>(count), static_cast<long long>(each), static_cast<long long>(total),
+        total / o.best / 1e9, total / o.median / 1e9, total / f.best / 1e9, total / f.median / 1e9,
+        o.best / f.best, o.median / f.median, total / x.best / 1e9, total / x.median / 1e9,
+        o.best / x.best, o.median / x.median);
     js << "  \"many_small\": {\"kind\": \"adamw\", \"dtype\": \"float32\", \"tensors\": " << count
        << ", \"each\": " << each << ", \"gparams_per_s\": {\"one\": " << total / o.best / 1e9
        << ", \"flat\": " << total / f.best / 1e9 << ", \"indexed\": " << total / x.best / 1e9

@@ -123,17 +123,20 @@ int main(int argc, char** argv) {
       budget = 0.0;
       min_rounds = 1;
     } else {
-      std::fprintf(stderr,
-                   "usage: %s [--sizes RxC,...] [--steps N] [--budget SECONDS] [--rounds N] [--smoke]\n",
-                   argv[0]);
+      std::fprintf(
+          stderr,
+          "usage: %s [--sizes RxC,...] [--steps N] [--budget SECONDS] [--rounds N] [--smoke]\n",
+          argv[0]);
       return 2;
     }
   }
 
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // line by line, also into a file
   std::printf("OpenBLAS: %s; threads %d\n", openblas_get_config(), openblas_get_num_threads());
-  std::printf("Newton-Schulz, float32, %lld steps, Keller Jordan's coefficients; GFLOP/s from the best run\n\n",
-              static_cast<long long>(steps));
+  std::printf(
+      "Newton-Schulz, float32, %lld steps, Keller Jordan's coefficients; GFLOP/s from the best "
+      "run\n\n",
+      static_cast<long long>(steps));
   // Warm up the BLAS thread pool.
   {
     std::vector<float> a(256 * 256, 1.0f), c(256 * 256);
@@ -200,8 +203,8 @@ int main(int argc, char** argv) {
     const double best_gemm = ns[0].best(), best_syrk = ns[1].best();
     const double med_gemm = ns[0].median(), med_syrk = ns[1].median();
     const Timing u = api_update(rows, cols, budget / 2);
-    std::printf("%-11s %-10s %10.4f %10.4f %6zu\n", item.c_str(), "C-API step", u.best(), u.median(),
-                u.runs.size());
+    std::printf("%-11s %-10s %10.4f %10.4f %6zu\n", item.c_str(), "C-API step", u.best(),
+                u.median(), u.runs.size());
     std::printf("%-11s syrk over gemm: %.2fx (best), %.2fx (median)\n\n", item.c_str(),
                 best_gemm / best_syrk, med_gemm / med_syrk);
   }

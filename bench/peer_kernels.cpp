@@ -29,7 +29,8 @@ void parallel(int64_t n, int64_t align, Body&& body) {
 #pragma omp parallel
   {
     const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-    int64_t lo = n * t / nt / align * align, hi = t + 1 == nt ? n : n * (t + 1) / nt / align * align;
+    int64_t lo = n * t / nt / align * align,
+            hi = t + 1 == nt ? n : n * (t + 1) / nt / align * align;
     if (hi > lo) body(lo, hi - lo);
   }
 }
@@ -43,7 +44,9 @@ void step_t(const std::string& kind, int64_t n, T* p, const T* g, T** s) {
     c.decay = T(1) - T(1e-3) * T(0.01);
     c.b1 = T(0.9), c.one_minus_b1 = T(0.1), c.b2 = T(0.999), c.one_minus_b2 = T(0.001);
     c.eps = T(1e-8), c.step_scale = T(1e-3);
-    parallel(n, al, [&](int64_t b, int64_t k) { adam_step_body<T>(k, p + b, g + b, s[0] + b, s[1] + b, c); });
+    parallel(n, al, [&](int64_t b, int64_t k) {
+      adam_step_body<T>(k, p + b, g + b, s[0] + b, s[1] + b, c);
+    });
   } else if (kind == "sgd") {
     SgdCoefficients<T> c{T(1e-3), T(0), T(0.9), T(1), false, true, false, false};
     parallel(n, al, [&](int64_t b, int64_t k) { sgd_step_body<T>(k, p + b, g + b, s[0] + b, c); });
@@ -52,16 +55,22 @@ void step_t(const std::string& kind, int64_t n, T* p, const T* g, T** s) {
     parallel(n, al, [&](int64_t b, int64_t k) { lion_step_body<T>(k, p + b, g + b, s[0] + b, c); });
   } else if (kind == "rmsprop") {
     RmspropCoefficients<T> c{T(1e-3), T(0.99), T(0.01), T(1e-8)};
-    parallel(n, al, [&](int64_t b, int64_t k) { rmsprop_step_body<T>(k, p + b, g + b, s[0] + b, c); });
+    parallel(n, al,
+             [&](int64_t b, int64_t k) { rmsprop_step_body<T>(k, p + b, g + b, s[0] + b, c); });
   } else if (kind == "adagrad") {
     AdagradCoefficients<T> c{T(1e-3), T(1e-8)};
-    parallel(n, al, [&](int64_t b, int64_t k) { adagrad_step_body<T>(k, p + b, g + b, s[0] + b, c); });
+    parallel(n, al,
+             [&](int64_t b, int64_t k) { adagrad_step_body<T>(k, p + b, g + b, s[0] + b, c); });
   } else if (kind == "adadelta") {
     AdadeltaCoefficients<T> c{T(1e-3), T(0.9), T(0.1), T(1e-6)};
-    parallel(n, al, [&](int64_t b, int64_t k) { adadelta_step_body<T>(k, p + b, g + b, s[0] + b, s[1] + b, c); });
+    parallel(n, al, [&](int64_t b, int64_t k) {
+      adadelta_step_body<T>(k, p + b, g + b, s[0] + b, s[1] + b, c);
+    });
   } else if (kind == "adamax") {
     AdamaxCoefficients<T> c{T(1e-3), T(0.9), T(0.1), T(0.999), T(1e-8)};
-    parallel(n, al, [&](int64_t b, int64_t k) { adamax_step_body<T>(k, p + b, g + b, s[0] + b, s[1] + b, c); });
+    parallel(n, al, [&](int64_t b, int64_t k) {
+      adamax_step_body<T>(k, p + b, g + b, s[0] + b, s[1] + b, c);
+    });
   }
 }
 
@@ -94,7 +103,9 @@ void stream_t(int slots, int64_t n, T* __restrict p, const T* __restrict g, T** 
 
 }  // namespace
 
-int threads() { return omp_get_max_threads(); }
+int threads() {
+  return omp_get_max_threads();
+}
 
 void step(const std::string& kind, bool dbl, int64_t n, void* p, const void* g, void** s) {
   if (dbl)

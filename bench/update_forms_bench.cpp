@@ -42,8 +42,8 @@ descent_optimizer* adamw() {
 struct Case {
   const char* label;
   descent_optimizer* opt;
-  std::vector<std::vector<float>> p, g;           // per tensor (by name / by index)
-  std::vector<float> flat_p, flat_g;              // flat layout
+  std::vector<std::vector<float>> p, g;  // per tensor (by name / by index)
+  std::vector<float> flat_p, flat_g;     // flat layout
   std::vector<std::string> names;
   std::vector<const char*> name_ptrs;
   std::vector<size_t> indices;
@@ -56,17 +56,20 @@ struct Case {
   void run() {
     switch (form) {
       case ByName:
-        check(opt, descent_optimizer_update(opt, names.size(), name_ptrs.data(), nullptr, nullptr,
-                                            pp.data(), gp.data()),
+        check(opt,
+              descent_optimizer_update(opt, names.size(), name_ptrs.data(), nullptr, nullptr,
+                                       pp.data(), gp.data()),
               label);
         break;
       case ByIndex:
-        check(opt, descent_optimizer_update_indexed(opt, indices.size(), indices.data(), nullptr,
-                                                    nullptr, pp.data(), gp.data()),
+        check(opt,
+              descent_optimizer_update_indexed(opt, indices.size(), indices.data(), nullptr,
+                                               nullptr, pp.data(), gp.data()),
               label);
         break;
       case Flat:
-        check(opt, descent_optimizer_update_flat(opt, flat_p.data(), flat_g.data(), flat_bytes), label);
+        check(opt, descent_optimizer_update_flat(opt, flat_p.data(), flat_g.data(), flat_bytes),
+              label);
         break;
     }
   }
@@ -77,7 +80,8 @@ void setup(Case& c, size_t tensors, size_t size) {
   const int64_t shape[1] = {static_cast<int64_t>(size)};
   for (size_t i = 0; i < tensors; ++i) {
     c.names.push_back("layers." + std::to_string(i) + ".w");
-    check(c.opt, descent_optimizer_add_parameter(c.opt, c.names.back().c_str(), DESCENT_FLOAT32, 1, shape),
+    check(c.opt,
+          descent_optimizer_add_parameter(c.opt, c.names.back().c_str(), DESCENT_FLOAT32, 1, shape),
           "add_parameter");
   }
   for (size_t i = 0; i < tensors; ++i) {
@@ -108,10 +112,14 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     const size_t v = std::strtoul(argv[i + 1], nullptr, 10);
-    if (a == "--tensors") tensors = v;
-    else if (a == "--size") size = v;
-    else if (a == "--rounds") rounds = v;
-    else if (a == "--reps") reps = v;
+    if (a == "--tensors")
+      tensors = v;
+    else if (a == "--size")
+      size = v;
+    else if (a == "--rounds")
+      rounds = v;
+    else if (a == "--reps")
+      reps = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
@@ -134,13 +142,19 @@ int main(int argc, char** argv) {
       c.times.push_back((now() - t0) / static_cast<double>(reps));
     }
   const double one = *std::min_element(cases[0].times.begin(), cases[0].times.end());
-  std::printf("AdamW float32: %zu tensors x %zu floats vs one tensor of %zu floats; %zu rounds x %zu updates\n",
-              tensors, size, tensors * size, rounds, reps);
-  std::printf("%-22s %12s %12s %16s %14s\n", "form", "best us", "median us", "ns/tensor extra", "rate vs one");
+  std::printf(
+      "AdamW float32: %zu tensors x %zu floats vs one tensor of %zu floats; %zu rounds x %zu "
+      "updates\n",
+      tensors, size, tensors * size, rounds, reps);
+  std::printf("%-22s %12s %12s %16s %14s\n", "form", "best us", "median us", "ns/tensor extra",
+              "rate vs one");
   for (Case& c : cases) {
     const double best = *std::min_element(c.times.begin(), c.times.end());
-    const double extra = c.form == Case::ByName && &c == &cases[0] ? 0.0 : (best - one) / static_cast<double>(tensors) * 1e9;
-    std::printf("%-22s %12.2f %12.2f %16.1f %14.2f\n", c.label, best * 1e6, median(c.times) * 1e6, extra, one / best);
+    const double extra = c.form == Case::ByName && &c == &cases[0]
+                             ? 0.0
+                             : (best - one) / static_cast<double>(tensors) * 1e9;
+    std::printf("%-22s %12.2f %12.2f %16.1f %14.2f\n", c.label, best * 1e6, median(c.times) * 1e6,
+                extra, one / best);
     descent_optimizer_free(c.opt);
   }
   return 0;

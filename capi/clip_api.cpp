@@ -16,7 +16,9 @@ using descent::capi::require;
 
 namespace {
 
-std::string at(std::size_t i) { return "grads[" + std::to_string(i) + "]"; }
+std::string at(std::size_t i) {
+  return "grads[" + std::to_string(i) + "]";
+}
 
 struct Range {
   std::uintptr_t begin, end;
@@ -35,8 +37,8 @@ void check_arguments(std::size_t count, const descent_dtype* dtypes, const int64
     require(grads, "grads");
   }
   if (!(max_norm >= 0.0))
-    throw Error(DESCENT_ERR_OUT_OF_RANGE, "max_norm must be >= 0 (got " +
-                                              descent::schedules::json_number(max_norm) + ")");
+    throw Error(DESCENT_ERR_OUT_OF_RANGE,
+                "max_norm must be >= 0 (got " + descent::schedules::json_number(max_norm) + ")");
   Range stack[kStackRanges];
   std::vector<Range> heap;
   if (count > kStackRanges) heap.resize(count);
@@ -49,17 +51,16 @@ void check_arguments(std::size_t count, const descent_dtype* dtypes, const int64
     else if (dtypes[i] != DESCENT_FLOAT32)
       dt = descent::parameter_dtype(dtypes[i], at(i));  // throws the message
     if (numels[i] < 0)
-      throw Error(DESCENT_ERR_INVALID_ARGUMENT,
-                  at(i) + ": numels[" + std::to_string(i) + "] = " + std::to_string(numels[i]) +
-                      " is negative");
+      throw Error(DESCENT_ERR_INVALID_ARGUMENT, at(i) + ": numels[" + std::to_string(i) + "] = " +
+                                                    std::to_string(numels[i]) + " is negative");
     if (numels[i] > PTRDIFF_MAX / 8)
-      throw Error(DESCENT_ERR_INVALID_ARGUMENT,
-                  at(i) + ": numels[" + std::to_string(i) + "] = " + std::to_string(numels[i]) +
-                      " is too large");
+      throw Error(DESCENT_ERR_INVALID_ARGUMENT, at(i) + ": numels[" + std::to_string(i) + "] = " +
+                                                    std::to_string(numels[i]) + " is too large");
     if (numels[i] > 0 && !grads[i]) throw Error(DESCENT_ERR_NULL_ARGUMENT, at(i) + " is NULL");
     if (numels[i] > 0) {
       const auto b = reinterpret_cast<std::uintptr_t>(grads[i]);
-      ranges[n++] = Range{b, b + static_cast<std::uintptr_t>(numels[i]) * descent::dtype_size(dt), i};
+      ranges[n++] =
+          Range{b, b + static_cast<std::uintptr_t>(numels[i]) * descent::dtype_size(dt), i};
     }
   }
   // Scaling in place twice through aliased buffers would be wrong: reject any overlap.
@@ -85,8 +86,8 @@ extern "C" {
 
 DESCENT_API descent_status descent_clip_grad_norm(size_t count, const descent_dtype* dtypes,
                                                   const int64_t* numels, void* const* grads,
-                                                  double max_norm, double* total_norm,
-                                                  char* error, size_t error_capacity) {
+                                                  double max_norm, double* total_norm, char* error,
+                                                  size_t error_capacity) {
   return descent::capi::guarded_to(error, error_capacity, [&] {
     check_arguments(count, dtypes, numels, grads, max_norm);
     const double reported = descent::clip_grad_norm(count, dtypes, numels, grads, max_norm);

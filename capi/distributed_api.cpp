@@ -49,8 +49,7 @@ DESCENT_API descent_status descent_collectives_create(size_t rank, size_t world_
                                                       size_t error_capacity) {
   return guarded_to(error, error_capacity, [&] {
     require(out, "out");
-    if (world_size == 0)
-      throw Error(DESCENT_ERR_INVALID_ARGUMENT, "world_size must be at least 1");
+    if (world_size == 0) throw Error(DESCENT_ERR_INVALID_ARGUMENT, "world_size must be at least 1");
     if (rank >= world_size)
       throw Error(DESCENT_ERR_INVALID_ARGUMENT, "rank " + std::to_string(rank) +
                                                     " is not below world_size " +
@@ -63,7 +62,9 @@ DESCENT_API descent_status descent_collectives_create(size_t rank, size_t world_
   });
 }
 
-DESCENT_API void descent_collectives_free(descent_collectives* coll) { delete coll; }
+DESCENT_API void descent_collectives_free(descent_collectives* coll) {
+  delete coll;
+}
 
 DESCENT_API descent_status descent_collectives_rank(const descent_collectives* coll, size_t* rank,
                                                     size_t* world_size, char* error,
@@ -95,13 +96,9 @@ DESCENT_API descent_status descent_collectives_set_allreduce(descent_collectives
   });
 }
 
-DESCENT_API descent_status descent_collectives_clip_grad_norm(descent_collectives* coll,
-                                                              size_t count,
-                                                              const descent_dtype* dtypes,
-                                                              const int64_t* numels,
-                                                              void* const* grads, double max_norm,
-                                                              double* total_norm, char* error,
-                                                              size_t error_capacity) {
+DESCENT_API descent_status descent_collectives_clip_grad_norm(
+    descent_collectives* coll, size_t count, const descent_dtype* dtypes, const int64_t* numels,
+    void* const* grads, double max_norm, double* total_norm, char* error, size_t error_capacity) {
   return guarded_to(error, error_capacity, [&] {
     require(coll, "coll");
     Collectives& c = *coll->impl;
@@ -132,9 +129,8 @@ DESCENT_API descent_status descent_optimizer_shard(descent_optimizer* opt,
   });
 }
 
-DESCENT_API descent_status descent_optimizer_shard_info(const descent_optimizer* opt,
-                                                        bool* sharded, size_t* rank,
-                                                        size_t* world_size) {
+DESCENT_API descent_status descent_optimizer_shard_info(const descent_optimizer* opt, bool* sharded,
+                                                        size_t* rank, size_t* world_size) {
   return guarded(opt, [&] {
     require(opt, "opt");
     const auto& s = opt->root()->sharding;

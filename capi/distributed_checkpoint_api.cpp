@@ -82,9 +82,8 @@ DESCENT_API descent_status descent_optimizer_save_sharded(const descent_optimize
 }
 
 DESCENT_API descent_status descent_optimizer_load_sharded(descent_optimizer* opt, const char* dir) {
-  return guarded_mutation(opt, "opt", [&] {
-    descent::dist::load_sharded(*sharding_of(opt, true), *opt->impl, dir);
-  });
+  return guarded_mutation(
+      opt, "opt", [&] { descent::dist::load_sharded(*sharding_of(opt, true), *opt->impl, dir); });
 }
 
 }  // extern "C"

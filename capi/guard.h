@@ -3,8 +3,8 @@
 #pragma once
 
 #include <new>
-#include <utility>
 #include <string>
+#include <utility>
 
 #include "capi/handle.h"
 #include "common/error.h"

@@ -29,7 +29,5 @@ struct descent_optimizer {
   // Set by descent_optimizer_shard (src/distributed): updates go through it.
   std::shared_ptr<descent::dist::Sharding> sharding;
 
-  descent_optimizer* root() const {
-    return const_cast<descent_optimizer*>(owner ? owner : this);
-  }
+  descent_optimizer* root() const { return const_cast<descent_optimizer*>(owner ? owner : this); }
 };

@@ -91,8 +91,8 @@ DESCENT_API descent_status descent_optimizer_get_double(const descent_optimizer*
   });
 }
 
-DESCENT_API descent_status descent_optimizer_get_int(const descent_optimizer* opt,
-                                                     const char* key, int64_t* out) {
+DESCENT_API descent_status descent_optimizer_get_int(const descent_optimizer* opt, const char* key,
+                                                     int64_t* out) {
   return guarded(opt, [&] {
     require(out, "out");
     const Value v = get_value(opt, key);
@@ -102,8 +102,8 @@ DESCENT_API descent_status descent_optimizer_get_int(const descent_optimizer* op
   });
 }
 
-DESCENT_API descent_status descent_optimizer_get_bool(const descent_optimizer* opt,
-                                                      const char* key, bool* out) {
+DESCENT_API descent_status descent_optimizer_get_bool(const descent_optimizer* opt, const char* key,
+                                                      bool* out) {
   return guarded(opt, [&] {
     require(out, "out");
     const Value v = get_value(opt, key);
@@ -122,27 +122,26 @@ DESCENT_API descent_status descent_optimizer_get_doubles(const descent_optimizer
     const auto* a = std::get_if<std::vector<double>>(&v);
     if (!a) throw wrong_type(key, v, "array of double");
     if (out && capacity < a->size())
-      throw Error(DESCENT_ERR_BUFFER_TOO_SMALL, std::string(key) + ": holds " +
-                                                    std::to_string(a->size()) +
-                                                    " values, capacity is " + std::to_string(capacity));
+      throw Error(DESCENT_ERR_BUFFER_TOO_SMALL,
+                  std::string(key) + ": holds " + std::to_string(a->size()) +
+                      " values, capacity is " + std::to_string(capacity));
     if (out) std::copy(a->begin(), a->end(), out);
     *count = a->size();
   });
 }
 
 DESCENT_API descent_status descent_optimizer_get_string(const descent_optimizer* opt,
-                                                        const char* key, char* out,
-                                                        size_t capacity, size_t* length) {
+                                                        const char* key, char* out, size_t capacity,
+                                                        size_t* length) {
   return guarded(opt, [&] {
     require(length, "length");
     const Value v = get_value(opt, key);
     const auto* s = std::get_if<std::string>(&v);
     if (!s) throw wrong_type(key, v, "string");
     if (out && capacity < s->size() + 1)
-      throw Error(DESCENT_ERR_BUFFER_TOO_SMALL, std::string(key) + ": needs " +
-                                                    std::to_string(s->size() + 1) +
-                                                    " bytes with the NUL, capacity is " +
-                                                    std::to_string(capacity));
+      throw Error(DESCENT_ERR_BUFFER_TOO_SMALL,
+                  std::string(key) + ": needs " + std::to_string(s->size() + 1) +
+                      " bytes with the NUL, capacity is " + std::to_string(capacity));
     if (out) std::copy(s->c_str(), s->c_str() + s->size() + 1, out);
     *length = s->size();
   });

@@ -80,7 +80,8 @@ DESCENT_API descent_status descent_multi_filter_name(descent_optimizer* multi, s
 
 DESCENT_API descent_status descent_multi_filter_ndim(descent_optimizer* multi, size_t index,
                                                      int64_t min_ndim, int64_t max_ndim) {
-  return guarded_mutation(multi, "multi", [&] { multi_of(multi).add_filter_ndim(index, min_ndim, max_ndim); });
+  return guarded_mutation(multi, "multi",
+                          [&] { multi_of(multi).add_filter_ndim(index, min_ndim, max_ndim); });
 }
 
 // On success the filter owns user_data (released through free_user_data exactly once, when the

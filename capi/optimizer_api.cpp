@@ -49,19 +49,20 @@ DESCENT_API const char* descent_optimizer_last_error(const descent_optimizer* op
   return opt ? opt->last_error.c_str() : "";
 }
 
-DESCENT_API descent_status descent_optimizer_add_parameter(descent_optimizer* opt,
-                                                           const char* name, descent_dtype dtype,
-                                                           size_t ndim, const int64_t* shape) {
+DESCENT_API descent_status descent_optimizer_add_parameter(descent_optimizer* opt, const char* name,
+                                                           descent_dtype dtype, size_t ndim,
+                                                           const int64_t* shape) {
   return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
     descent::capi::require_text(name, "name");
     if (ndim > 0) require(shape, "shape");
     require_not_group(opt, "declare parameters");
     if (ndim > DESCENT_MAX_NDIM)
-      throw descent::Error(DESCENT_ERR_INVALID_ARGUMENT,
-                           std::string("parameter '") + name + "': ndim " + std::to_string(ndim) +
-                               " exceeds DESCENT_MAX_NDIM");
-    const descent::DType dt = descent::parameter_dtype(dtype, std::string("parameter '") + name + "'");
+      throw descent::Error(DESCENT_ERR_INVALID_ARGUMENT, std::string("parameter '") + name +
+                                                             "': ndim " + std::to_string(ndim) +
+                                                             " exceeds DESCENT_MAX_NDIM");
+    const descent::DType dt =
+        descent::parameter_dtype(dtype, std::string("parameter '") + name + "'");
     opt->impl->add_parameter(name, dt, descent::Shape(shape, shape + ndim));
   });
 }
@@ -128,12 +129,9 @@ DESCENT_API descent_status descent_optimizer_update(descent_optimizer* opt, size
   });
 }
 
-DESCENT_API descent_status descent_optimizer_update_indexed(descent_optimizer* opt, size_t count,
-                                                            const size_t* indices,
-                                                            const descent_dtype* dtypes,
-                                                            const int64_t* numels,
-                                                            void* const* params,
-                                                            const void* const* grads) {
+DESCENT_API descent_status descent_optimizer_update_indexed(
+    descent_optimizer* opt, size_t count, const size_t* indices, const descent_dtype* dtypes,
+    const int64_t* numels, void* const* params, const void* const* grads) {
   return guarded_mutation(opt, "opt", [&] {
     require_not_group(opt, "update");
     if (opt->sharding)
@@ -143,8 +141,8 @@ DESCENT_API descent_status descent_optimizer_update_indexed(descent_optimizer* o
   });
 }
 
-DESCENT_API descent_status descent_optimizer_flat_offset(const descent_optimizer* opt,
-                                                         size_t index, size_t* byte_offset) {
+DESCENT_API descent_status descent_optimizer_flat_offset(const descent_optimizer* opt, size_t index,
+                                                         size_t* byte_offset) {
   return guarded(opt, [&] {
     require(opt, "opt");
     require(byte_offset, "byte_offset");
@@ -176,8 +174,9 @@ DESCENT_API descent_status descent_optimizer_set_num_threads(descent_optimizer* 
   return guarded_mutation(opt, "opt", [&] {
     if (n > descent::parallel::kMaxThreads)
       throw descent::Error(DESCENT_ERR_OUT_OF_RANGE,
-                           "num_threads: at most " + std::to_string(descent::parallel::kMaxThreads) +
-                               " (got " + std::to_string(n) + ")");
+                           "num_threads: at most " +
+                               std::to_string(descent::parallel::kMaxThreads) + " (got " +
+                               std::to_string(n) + ")");
     opt->impl->set_num_threads(n);
   });
 }

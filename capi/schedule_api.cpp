@@ -32,7 +32,8 @@ std::optional<double> current_learning_rate(const descent::Optimizer& opt) {
 
 extern "C" {
 
-DESCENT_API descent_status descent_optimizer_set_schedule(descent_optimizer* opt, const char* spec) {
+DESCENT_API descent_status descent_optimizer_set_schedule(descent_optimizer* opt,
+                                                          const char* spec) {
   return guarded_mutation(opt, "opt", [&] {
     require(opt, "opt");
     descent::capi::require_text(spec, "spec");
@@ -66,8 +67,7 @@ DESCENT_API descent_status descent_optimizer_clear_schedule(descent_optimizer* o
 }
 
 DESCENT_API descent_status descent_schedule_value(const char* spec, double init_lr, uint64_t step,
-                                                  double* out, char* error,
-                                                  size_t error_capacity) {
+                                                  double* out, char* error, size_t error_capacity) {
   return descent::capi::guarded_to(error, error_capacity, [&] {
     descent::capi::require_text(spec, "spec");
     require(out, "out");

@@ -14,9 +14,12 @@ namespace {
 
 descent::DType state_dtype(descent_dtype d) {
   switch (d) {
-    case DESCENT_FLOAT32: return descent::DType::Float32;
-    case DESCENT_FLOAT64: return descent::DType::Float64;
-    case DESCENT_UINT64: return descent::DType::UInt64;
+    case DESCENT_FLOAT32:
+      return descent::DType::Float32;
+    case DESCENT_FLOAT64:
+      return descent::DType::Float64;
+    case DESCENT_UINT64:
+      return descent::DType::UInt64;
     default:
       throw Error(DESCENT_ERR_DTYPE_MISMATCH,
                   std::string("dtype ") + descent::dtype_name(d) + " is not a state dtype");
@@ -25,8 +28,8 @@ descent::DType state_dtype(descent_dtype d) {
 
 std::size_t element_count(const char* key, int64_t numel) {
   if (numel < 0)
-    throw Error(DESCENT_ERR_INVALID_ARGUMENT,
-                std::string("state '") + key + "': numel " + std::to_string(numel) + " is negative");
+    throw Error(DESCENT_ERR_INVALID_ARGUMENT, std::string("state '") + key + "': numel " +
+                                                  std::to_string(numel) + " is negative");
   return static_cast<std::size_t>(numel);
 }
 

@@ -1,6 +1,7 @@
-// Target b: a configuration JSON for every kind (three per input) (descent_optimizer_configure_json; for "multi",
-// descent_multi_add_group's config), then init, update, save and load. Every failed call changes
-// nothing; whatever configures continues identically after a save/load round trip.
+// Target b: a configuration JSON for every kind (three per input)
+// (descent_optimizer_configure_json; for "multi", descent_multi_add_group's config), then init,
+// update, save and load. Every failed call changes nothing; whatever configures continues
+// identically after a save/load round trip.
 #include <string>
 
 #include "fuzz_support.h"

@@ -146,7 +146,8 @@ void faulty_save(fuzz::Input& in, fuzz::Rig& rig, const std::string& path, const
   bool failed = false;
   try {
     const descent::state_io::CheckpointWriter writer(*rig.opt()->impl);
-    descent::state_io::write_file_atomically(path, [&](ByteSink& s) { writer.write(s); }, ops);
+    descent::state_io::write_file_atomically(
+        path, [&](ByteSink& s) { writer.write(s); }, ops);
   } catch (const descent::Error& e) {
     failed = true;
     if (e.status() != DESCENT_ERR_IO) fuzz::die(std::string("a faulty save threw ") + e.what());
@@ -249,9 +250,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 1: {  // any bytes as a file, loaded through the C API
       const std::string rest = in.rest();
       write_bytes(path, reinterpret_cast<const uint8_t*>(rest.data()), rest.size());
-      const descent_status s = rig.checked("load(file)", [&] {
-        return descent_optimizer_load(rig.opt(), path.c_str());
-      });
+      const descent_status s = rig.checked(
+          "load(file)", [&] { return descent_optimizer_load(rig.opt(), path.c_str()); });
       if (s == DESCENT_OK) fuzz::check_roundtrip(rig);
       // A path that is a directory, missing, or empty: a clean failure.
       const std::string bad[] = {temp_dir(), temp_dir() + "/missing/x", ""};

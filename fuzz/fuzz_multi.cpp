@@ -88,16 +88,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         break;
       }
-      case 1: case 2: {  // an include name clause / an exclude
+      case 1:
+      case 2: {  // an include name clause / an exclude
         const std::string glob_text = word(in, true);
         const bool exclude = code % 7 == 2;
-        const descent_status s =
-            exclude ? descent_multi_exclude_name(multi, g, glob_text.c_str())
-                    : descent_multi_filter_name(multi, g, glob_text.c_str());
+        const descent_status s = exclude ? descent_multi_exclude_name(multi, g, glob_text.c_str())
+                                         : descent_multi_filter_name(multi, g, glob_text.c_str());
         check_failure(s, exclude ? "exclude_name" : "filter_name", before);
         if (s == DESCENT_OK) {
-          if (exclude) groups[g].exclude.push_back(glob_text);
-          else groups[g].include.push_back({true, glob_text, 0, 0});
+          if (exclude)
+            groups[g].exclude.push_back(glob_text);
+          else
+            groups[g].include.push_back({true, glob_text, 0, 0});
         }
         break;
       }
@@ -182,8 +184,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       ps.push_back(p[i].data());
       gs.push_back(gr[i].data());
     }
-    const descent_status s = descent_optimizer_update_indexed(multi, idx.size(), idx.data(),
-                                                              nullptr, nullptr, ps.data(), gs.data());
+    const descent_status s = descent_optimizer_update_indexed(
+        multi, idx.size(), idx.data(), nullptr, nullptr, ps.data(), gs.data());
     fuzz::no_internal(s, "multi: update", descent_optimizer_last_error(multi));
     std::vector<unsigned char> saved;
     if (fuzz::save_bytes(multi, saved) == DESCENT_OK) {
@@ -193,15 +195,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (size_t gi = 0; gi < groups.size(); ++gi) {
         descent_optimizer* group = nullptr;
         descent_multi_group(multi, gi, &group);
-        if (descent_multi_add_group(copy, descent_optimizer_kind(group), "{\"learning_rate\": 0.01}",
-                                    nullptr) != DESCENT_OK)
+        if (descent_multi_add_group(copy, descent_optimizer_kind(group),
+                                    "{\"learning_rate\": 0.01}", nullptr) != DESCENT_OK)
           fuzz::die("rebuilding the groups fails");
         for (const Clause& c : groups[gi].include)
           if (c.is_name ? descent_multi_filter_name(copy, gi, c.glob.c_str())
                         : descent_multi_filter_ndim(copy, gi, c.lo, c.hi))
             fuzz::die("rebuilding a filter fails");
         for (const std::string& e : groups[gi].exclude)
-          if (descent_multi_exclude_name(copy, gi, e.c_str())) fuzz::die("rebuilding an exclude fails");
+          if (descent_multi_exclude_name(copy, gi, e.c_str()))
+            fuzz::die("rebuilding an exclude fails");
       }
       for (const Declared& d : params)
         if (descent_optimizer_add_parameter(copy, d.name.c_str(), DESCENT_FLOAT32, d.shape.size(),
@@ -221,7 +224,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         std::vector<unsigned char> sa, sb;
         fuzz::save_bytes(multi, sa);
         fuzz::save_bytes(copy, sb);
-        if (a != b || p != q || sa != sb) fuzz::die("multi: a loaded copy does not continue identically");
+        if (a != b || p != q || sa != sb)
+          fuzz::die("multi: a loaded copy does not continue identically");
       }
       descent_optimizer_free(copy);
     }

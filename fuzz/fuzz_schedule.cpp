@@ -13,7 +13,9 @@
 
 namespace {
 
-bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+bool same_bits(double a, double b) {
+  return std::memcmp(&a, &b, sizeof a) == 0;
+}
 
 }  // namespace
 
@@ -26,7 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   char err[DESCENT_ERROR_CAPACITY];
   std::memset(err, 'x', sizeof err);
   double out = 12345.0;
-  const descent_status s = descent_schedule_value(spec.c_str(), init_lr, step, &out, err, sizeof err);
+  const descent_status s =
+      descent_schedule_value(spec.c_str(), init_lr, step, &out, err, sizeof err);
   fuzz::no_internal(s, "schedule_value(\"" + spec + "\")", err);
   if (s == DESCENT_OK) {
     if (err[0] != 'x') fuzz::die("schedule_value succeeded but wrote the error buffer");
@@ -48,9 +51,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const char* kind : kinds) {
     fuzz::Rig rig(kind, fuzz::models()[0], base);
     rig.build();
-    const descent_status t = rig.checked("set_schedule", [&] {
-      return descent_optimizer_set_schedule(rig.opt(), spec.c_str());
-    });
+    const descent_status t = rig.checked(
+        "set_schedule", [&] { return descent_optimizer_set_schedule(rig.opt(), spec.c_str()); });
     if (t != DESCENT_OK) continue;
     rig.record(fuzz::Setup::Schedule, spec.c_str());
     if (rig.step(0) != DESCENT_OK) continue;

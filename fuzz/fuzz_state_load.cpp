@@ -50,9 +50,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const auto key = std::make_tuple(m, kind, initialised);
         auto it = baseline.find(key);
         if (it == baseline.end()) it = baseline.emplace(key, rig.snapshot()).first;
-        const descent_status s = rig.checked("load_from_buffer", [&] {
-          return descent_optimizer_load_from_buffer(rig.opt(), data, size);
-        }, &it->second);
+        const descent_status s = rig.checked(
+            "load_from_buffer",
+            [&] { return descent_optimizer_load_from_buffer(rig.opt(), data, size); }, &it->second);
         if (s == DESCENT_OK) fuzz::check_roundtrip(rig);
       }
     }

@@ -68,7 +68,8 @@ class Input {
   const uint8_t* end_;
 };
 
-// ---- models ---------------------------------------------------------------------------------------
+// ---- models
+// ---------------------------------------------------------------------------------------
 
 struct Param {
   const char* name;
@@ -129,7 +130,8 @@ inline void fill(std::vector<unsigned char>& buf, const Param& p, uint64_t seed,
   }
 }
 
-// ---- an optimizer with its parameters ---------------------------------------------------------------
+// ---- an optimizer with its parameters
+// ---------------------------------------------------------------
 
 struct Snapshot {
   descent_status save_status = DESCENT_OK;
@@ -152,11 +154,14 @@ inline descent_status save_bytes(const descent_optimizer* opt, std::vector<unsig
     scratch.resize(size);
     size_t written = 0;
     s = descent_optimizer_save_to_buffer(opt, scratch.data(), scratch.size(), &written);
-    if (s == DESCENT_OK && written != size) die("save_to_buffer wrote another size than it announced");
+    if (s == DESCENT_OK && written != size)
+      die("save_to_buffer wrote another size than it announced");
   }
   no_internal(s, "save_to_buffer", descent_optimizer_last_error(opt));
-  if (s == DESCENT_OK) out.assign(scratch.begin(), scratch.begin() + std::ptrdiff_t(size));
-  else out.clear();
+  if (s == DESCENT_OK)
+    out.assign(scratch.begin(), scratch.begin() + std::ptrdiff_t(size));
+  else
+    out.clear();
   return s;
 }
 

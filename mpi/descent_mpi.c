@@ -28,7 +28,8 @@ static void release(void* p) {
 static descent_status mpi_failure(int code, const char* what, char* message, size_t capacity) {
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;
-  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS) snprintf(text, sizeof text, "code %d", code);
+  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS)
+    snprintf(text, sizeof text, "code %d", code);
   if (message && capacity) snprintf(message, capacity, "%s: %s", what, text);
   return DESCENT_ERR_CALLBACK;
 }
@@ -89,8 +90,10 @@ descent_status descent_mpi_collectives_create(MPI_Comm comm, descent_collectives
   if (!out) return fail("out is NULL", DESCENT_ERR_NULL_ARGUMENT, error, error_capacity);
   int initialized = 0;
   MPI_Initialized(&initialized);
-  if (!initialized) return fail("MPI is not initialized", DESCENT_ERR_INVALID_STATE, error, error_capacity);
-  if (comm == MPI_COMM_NULL) return fail("comm is MPI_COMM_NULL", DESCENT_ERR_INVALID_ARGUMENT, error, error_capacity);
+  if (!initialized)
+    return fail("MPI is not initialized", DESCENT_ERR_INVALID_STATE, error, error_capacity);
+  if (comm == MPI_COMM_NULL)
+    return fail("comm is MPI_COMM_NULL", DESCENT_ERR_INVALID_ARGUMENT, error, error_capacity);
   endpoint* e = (endpoint*)calloc(1, sizeof *e);
   if (!e) return fail("out of memory", DESCENT_ERR_OUT_OF_MEMORY, error, error_capacity);
   int rc = MPI_Comm_dup(comm, &e->comm);
@@ -105,18 +108,22 @@ descent_status descent_mpi_collectives_create(MPI_Comm comm, descent_collectives
   e->displs = (int*)calloc((size_t)e->size, sizeof(int));
   e->refs = 1;
   descent_collectives* c = NULL;
-  descent_status s = (e->counts && e->displs)
-                         ? descent_collectives_create((size_t)e->rank, (size_t)e->size, &c, error, error_capacity)
-                         : fail("out of memory", DESCENT_ERR_OUT_OF_MEMORY, error, error_capacity);
-  if (s == DESCENT_OK) s = descent_collectives_set_allgatherv(c, gather, e, release, error, error_capacity);
+  descent_status s =
+      (e->counts && e->displs)
+          ? descent_collectives_create((size_t)e->rank, (size_t)e->size, &c, error, error_capacity)
+          : fail("out of memory", DESCENT_ERR_OUT_OF_MEMORY, error, error_capacity);
+  if (s == DESCENT_OK)
+    s = descent_collectives_set_allgatherv(c, gather, e, release, error, error_capacity);
   if (s == DESCENT_OK) {
     e->refs = 2;
     s = descent_collectives_set_allreduce(c, reduce, e, release, error, error_capacity);
     if (s != DESCENT_OK) e->refs = 1;
   }
   if (s != DESCENT_OK) {
-    if (c) descent_collectives_free(c); /* releases e once if the gather was set */
-    else release(e);
+    if (c)
+      descent_collectives_free(c); /* releases e once if the gather was set */
+    else
+      release(e);
     return s == DESCENT_OK ? DESCENT_ERR_INTERNAL : s;
   }
   *out = c;

@@ -18,7 +18,8 @@ using Handle = std::unique_ptr<descent_optimizer, void (*)(descent_optimizer*)>;
 
 Handle make(const char* json = "{}") {
   descent_optimizer* opt = nullptr;
-  EXPECT_EQ(descent_optimizer_create("adafactor", &opt, nullptr, 0), DESCENT_OK) << descent_last_error();
+  EXPECT_EQ(descent_optimizer_create("adafactor", &opt, nullptr, 0), DESCENT_OK)
+      << descent_last_error();
   Handle h(opt, descent_optimizer_free);
   if (opt) {
     EXPECT_EQ(descent_optimizer_configure_json(opt, json), DESCENT_OK)
@@ -111,7 +112,8 @@ void check_factored_closed_form(double rtol) {
     mean /= 3;
     for (int i = 0; i < 3; ++i)
       for (int j = 0; j < 4; ++j) {
-        const double expected = std::sqrt(mean / row[b * 3 + i]) / std::sqrt(double(col[b * 4 + j]));
+        const double expected =
+            std::sqrt(mean / row[b * 3 + i]) / std::sqrt(double(col[b * 4 + j]));
         const double got = -double(p[(b * 3 + i) * 4 + j]);
         EXPECT_NEAR(got, expected, rtol * expected) << "b=" << b << " i=" << i << " j=" << j;
       }
@@ -123,8 +125,12 @@ void check_factored_closed_form(double rtol) {
 }
 
 DESCENT_CLOSED_FORM_KIND("adafactor");
-TEST(Adafactor, FactoredApproximationClosedFormFloat32) { check_factored_closed_form<float>(2e-7); }
-TEST(Adafactor, FactoredApproximationClosedFormFloat64) { check_factored_closed_form<double>(1e-15); }
+TEST(Adafactor, FactoredApproximationClosedFormFloat32) {
+  check_factored_closed_form<float>(2e-7);
+}
+TEST(Adafactor, FactoredApproximationClosedFormFloat64) {
+  check_factored_closed_form<double>(1e-15);
+}
 
 TEST(Adafactor, StateSlotsByRank) {
   Handle h = make();
@@ -136,10 +142,9 @@ TEST(Adafactor, StateSlotsByRank) {
   ASSERT_EQ(descent_optimizer_add_parameter(opt, "s", DESCENT_FLOAT64, 0, nullptr), DESCENT_OK);
   ASSERT_EQ(descent_optimizer_init(opt), DESCENT_OK) << descent_optimizer_last_error(opt);
 
-  EXPECT_EQ(state_keys(opt),
-            (std::vector<std::string>{"step", "m.exp_avg_sq_row", "m.exp_avg_sq_col",
-                                      "t.exp_avg_sq_row", "t.exp_avg_sq_col", "v.exp_avg_sq",
-                                      "s.exp_avg_sq"}));
+  EXPECT_EQ(state_keys(opt), (std::vector<std::string>{
+                                 "step", "m.exp_avg_sq_row", "m.exp_avg_sq_col", "t.exp_avg_sq_row",
+                                 "t.exp_avg_sq_col", "v.exp_avg_sq", "s.exp_avg_sq"}));
   EXPECT_EQ(slot_shape(opt, "m.exp_avg_sq_row"), (std::vector<int64_t>{5}));
   EXPECT_EQ(slot_shape(opt, "m.exp_avg_sq_col"), (std::vector<int64_t>{5}));
   EXPECT_EQ(slot_shape(opt, "t.exp_avg_sq_row"), (std::vector<int64_t>{2, 3}));
@@ -147,7 +152,8 @@ TEST(Adafactor, StateSlotsByRank) {
   EXPECT_EQ(slot_shape(opt, "v.exp_avg_sq"), (std::vector<int64_t>{7}));
   EXPECT_EQ(slot_shape(opt, "s.exp_avg_sq"), (std::vector<int64_t>{}));
   descent_dtype dt = DESCENT_FLOAT32;
-  ASSERT_EQ(descent_optimizer_state_info(opt, "v.exp_avg_sq", &dt, nullptr, nullptr, 0), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_state_info(opt, "v.exp_avg_sq", &dt, nullptr, nullptr, 0),
+            DESCENT_OK);
   EXPECT_EQ(dt, DESCENT_FLOAT64);
 }
 
@@ -340,8 +346,10 @@ TEST(Adafactor, LeadingAxesAreABatch) {
   EXPECT_EQ(pa, pb);
   EXPECT_EQ(slot_shape(a.get(), "w.exp_avg_sq_row"), (std::vector<int64_t>{2, 2, 3}));
   EXPECT_EQ(slot_shape(a.get(), "w.exp_avg_sq_col"), (std::vector<int64_t>{2, 2, 4}));
-  EXPECT_EQ(slot<double>(a.get(), "w.exp_avg_sq_row", 12), slot<double>(b.get(), "w.exp_avg_sq_row", 12));
-  EXPECT_EQ(slot<double>(a.get(), "w.exp_avg_sq_col", 16), slot<double>(b.get(), "w.exp_avg_sq_col", 16));
+  EXPECT_EQ(slot<double>(a.get(), "w.exp_avg_sq_row", 12),
+            slot<double>(b.get(), "w.exp_avg_sq_row", 12));
+  EXPECT_EQ(slot<double>(a.get(), "w.exp_avg_sq_col", 16),
+            slot<double>(b.get(), "w.exp_avg_sq_col", 16));
 
   // After one step (beta2 = 0) the moments of batch k are mean(g*g + eps0) over that batch's
   // rows and columns alone.

@@ -49,23 +49,26 @@ inline std::string last_error(const descent_optimizer* opt) {
   return opt ? descent_optimizer_last_error(opt) : descent_last_error();
 }
 
-#define DESCENT_ASSERT_OK(opt, expr)                                              \
-  do {                                                                            \
-    const descent_status s_ = (expr);                                             \
+#define DESCENT_ASSERT_OK(opt, expr)                                                \
+  do {                                                                              \
+    const descent_status s_ = (expr);                                               \
     ASSERT_EQ(s_, DESCENT_OK) << #expr << " -> " << descent_status_name(s_) << ": " \
-                              << ::api_test::last_error(opt);                     \
+                              << ::api_test::last_error(opt);                       \
   } while (0)
 
-#define DESCENT_EXPECT_OK(opt, expr)                                              \
-  do {                                                                            \
-    const descent_status s_ = (expr);                                             \
+#define DESCENT_EXPECT_OK(opt, expr)                                                \
+  do {                                                                              \
+    const descent_status s_ = (expr);                                               \
     EXPECT_EQ(s_, DESCENT_OK) << #expr << " -> " << descent_status_name(s_) << ": " \
-                              << ::api_test::last_error(opt);                     \
+                              << ::api_test::last_error(opt);                       \
   } while (0)
 
-inline std::size_t dtype_size(descent_dtype d) { return d == DESCENT_FLOAT32 ? 4 : 8; }
+inline std::size_t dtype_size(descent_dtype d) {
+  return d == DESCENT_FLOAT32 ? 4 : 8;
+}
 
-// ---- deterministic pseudo-random numbers ---------------------------------------------------------
+// ---- deterministic pseudo-random numbers
+// ---------------------------------------------------------
 
 // splitmix64: a value in [-1, 1) from a seed.
 inline double uniform(uint64_t seed) {
@@ -76,7 +79,8 @@ inline double uniform(uint64_t seed) {
   return static_cast<double>(z >> 11) * (2.0 / 9007199254740992.0) - 1.0;
 }
 
-// ---- tensors -------------------------------------------------------------------------------------
+// ---- tensors
+// -------------------------------------------------------------------------------------
 
 struct Tensor {
   std::string name;
@@ -175,7 +179,8 @@ struct Model {
   }
 };
 
-// ---- snapshots -----------------------------------------------------------------------------------
+// ---- snapshots
+// -----------------------------------------------------------------------------------
 
 struct Slot {
   std::string key;
@@ -212,9 +217,9 @@ inline std::vector<Slot> state_snapshot(const descent_optimizer* opt) {
     s.key = key;
     std::size_t ndim = 0;
     int64_t shape[DESCENT_MAX_NDIM];
-    EXPECT_EQ(descent_optimizer_state_info(opt, s.key.c_str(), &s.dtype, &ndim, shape,
-                                           DESCENT_MAX_NDIM),
-              DESCENT_OK)
+    EXPECT_EQ(
+        descent_optimizer_state_info(opt, s.key.c_str(), &s.dtype, &ndim, shape, DESCENT_MAX_NDIM),
+        DESCENT_OK)
         << last_error(opt);
     s.shape.assign(shape, shape + ndim);
     const int64_t n = numel_of(s.shape);
@@ -292,8 +297,12 @@ inline std::vector<std::string> hyper_snapshot(const descent_optimizer* opt) {
         for (std::size_t k = 0; k < n && k < 16; ++k) entry += bits(v[k]) + ",";
         break;
       }
-      case DESCENT_VALUE_NONE: entry += "none"; break;
-      default: entry += "(not compared)"; break;  // e.g. strings: no kind tested here has one
+      case DESCENT_VALUE_NONE:
+        entry += "none";
+        break;
+      default:
+        entry += "(not compared)";
+        break;  // e.g. strings: no kind tested here has one
     }
     out.push_back(entry);
   }
@@ -326,7 +335,8 @@ inline Snapshot snapshot(const descent_optimizer* opt, const Model* model) {
   return s;
 }
 
-// ---- failing calls -------------------------------------------------------------------------------
+// ---- failing calls
+// -------------------------------------------------------------------------------
 
 constexpr const char* kPrimer = "__primer_key__";
 
@@ -350,8 +360,8 @@ inline void expect_failure(descent_optimizer* opt, const Model* model, descent_s
   const Snapshot before = snapshot(opt, model);
   const descent_status got = call();
   EXPECT_EQ(got, expected) << "got " << descent_status_name(got) << ", expected "
-                           << descent_status_name(expected) << "; message: "
-                           << descent_last_error();
+                           << descent_status_name(expected)
+                           << "; message: " << descent_last_error();
   const std::string thread_msg = descent_last_error();
   EXPECT_FALSE(thread_msg.empty()) << "descent_last_error() is empty";
   EXPECT_EQ(thread_msg.find(kPrimer), std::string::npos)
@@ -374,11 +384,11 @@ inline void expect_failure(descent_optimizer* opt, const Model* model, descent_s
 }
 
 // EXPECT_FAILS(opt, model_ptr_or_nullptr, DESCENT_ERR_X, "key" or nullptr, call expression)
-#define EXPECT_FAILS(opt, model, code, mention, expr)                              \
-  do {                                                                             \
-    SCOPED_TRACE(#expr);                                                           \
-    ::api_test::expect_failure((opt), (model), (code), (mention),                  \
-                               [&]() -> descent_status { return (expr); });        \
+#define EXPECT_FAILS(opt, model, code, mention, expr)                       \
+  do {                                                                      \
+    SCOPED_TRACE(#expr);                                                    \
+    ::api_test::expect_failure((opt), (model), (code), (mention),           \
+                               [&]() -> descent_status { return (expr); }); \
   } while (0)
 
 }  // namespace api_test

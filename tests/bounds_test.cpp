@@ -22,7 +22,8 @@ using api_test::Model;
 using Json = nlohmann::json;
 
 // `file` with its descent metadata "config" rewritten by `edit`.
-state_test::Bytes with_config(const state_test::Bytes& file, const std::function<void(Json&)>& edit) {
+state_test::Bytes with_config(const state_test::Bytes& file,
+                              const std::function<void(Json&)>& edit) {
   const state_test::ParsedFile parsed = state_test::parse_independently(file);
   nlohmann::ordered_json header = parsed.header;
   Json config = Json::parse(header["__metadata__"]["config"].get<std::string>());
@@ -43,7 +44,8 @@ state_test::Bytes with_config(const state_test::Bytes& file, const std::function
 // `mention` and change nothing.
 void expect_load_refused(descent_optimizer* opt, const Model* model, const state_test::Bytes& file,
                          descent_status code, const char* mention) {
-  EXPECT_FAILS(opt, model, code, mention, descent_optimizer_load_from_buffer(opt, file.data(), file.size()));
+  EXPECT_FAILS(opt, model, code, mention,
+               descent_optimizer_load_from_buffer(opt, file.data(), file.size()));
   state_test::TempDir dir;
   const std::string path = dir / "state.safetensors";
   state_test::write_bytes(path, file);
@@ -89,15 +91,18 @@ TEST(Bounds, MuonNsSteps) {
   expect_load_refused(fresh.opt, &fresh.model, file, DESCENT_ERR_OUT_OF_RANGE, "ns_steps");
   // Unpatched, the file loads.
   const auto good = state_test::save_buffer(m.opt);
-  DESCENT_EXPECT_OK(fresh.opt, descent_optimizer_load_from_buffer(fresh.opt, good.data(), good.size()));
+  DESCENT_EXPECT_OK(fresh.opt,
+                    descent_optimizer_load_from_buffer(fresh.opt, good.data(), good.size()));
 }
 
 TEST(Bounds, MuonNsStepsThroughMultiGroups) {
   descent_optimizer* raw = nullptr;
-  ASSERT_EQ(descent_multi_create_muon_adamw(R"({"learning_rate": 0.02})", R"({"learning_rate": 0.001})",
-                                            nullptr, &raw, nullptr, 0),
-            DESCENT_OK);
-  std::unique_ptr<descent_optimizer, void (*)(descent_optimizer*)> owner(raw, descent_optimizer_free);
+  ASSERT_EQ(
+      descent_multi_create_muon_adamw(R"({"learning_rate": 0.02})", R"({"learning_rate": 0.001})",
+                                      nullptr, &raw, nullptr, 0),
+      DESCENT_OK);
+  std::unique_ptr<descent_optimizer, void (*)(descent_optimizer*)> owner(raw,
+                                                                         descent_optimizer_free);
   Model model;
   model.add("w", DESCENT_FLOAT32, {3, 4}).add("b", DESCENT_FLOAT32, {4});
   ASSERT_EQ(model.declare(raw), DESCENT_OK);
@@ -106,12 +111,14 @@ TEST(Bounds, MuonNsStepsThroughMultiGroups) {
   DESCENT_ASSERT_OK(raw, model.update(raw));
   descent_optimizer* g0 = nullptr;
   DESCENT_ASSERT_OK(raw, descent_multi_group(raw, 0, &g0));
-  EXPECT_FAILS(g0, &model, DESCENT_ERR_OUT_OF_RANGE, "ns_steps", descent_optimizer_set_int(g0, "ns_steps", 101));
-  EXPECT_FAILS(raw, &model, DESCENT_ERR_OUT_OF_RANGE, "ns_steps",
-               descent_optimizer_configure_json(raw, R"({"groups": [{"config": {"ns_steps": 101}}, {}]})"));
+  EXPECT_FAILS(g0, &model, DESCENT_ERR_OUT_OF_RANGE, "ns_steps",
+               descent_optimizer_set_int(g0, "ns_steps", 101));
+  EXPECT_FAILS(
+      raw, &model, DESCENT_ERR_OUT_OF_RANGE, "ns_steps",
+      descent_optimizer_configure_json(raw, R"({"groups": [{"config": {"ns_steps": 101}}, {}]})"));
   EXPECT_FAILS(nullptr, &model, DESCENT_ERR_OUT_OF_RANGE, "ns_steps",
-               descent_multi_create_muon_adamw(R"({"learning_rate": 0.02, "ns_steps": 101})", nullptr,
-                                               nullptr, &g0, nullptr, 0));
+               descent_multi_create_muon_adamw(R"({"learning_rate": 0.02, "ns_steps": 101})",
+                                               nullptr, nullptr, &g0, nullptr, 0));
   const auto file = with_config(state_test::save_buffer(raw), [](Json& c) {
     c["groups"][0]["config"]["ns_steps"] = int64_t{1000000000000};
   });
@@ -122,14 +129,18 @@ TEST(Bounds, MuonCustomCoefficients) {
   SteppedMuon m;
   std::vector<double> table;
   for (int i = 0; i < 101; ++i) table.insert(table.end(), {3.4445, -4.775, 2.0315});
-  EXPECT_FAILS(m.opt, &m.model, DESCENT_ERR_OUT_OF_RANGE, "custom_coefficients",
-               descent_optimizer_set_doubles(m.opt, "custom_coefficients", table.data(), table.size()));
-  const std::string json = "{\"coefficients\": \"custom\", \"custom_coefficients\": " + Json(table).dump() + "}";
+  EXPECT_FAILS(
+      m.opt, &m.model, DESCENT_ERR_OUT_OF_RANGE, "custom_coefficients",
+      descent_optimizer_set_doubles(m.opt, "custom_coefficients", table.data(), table.size()));
+  const std::string json =
+      "{\"coefficients\": \"custom\", \"custom_coefficients\": " + Json(table).dump() + "}";
   EXPECT_FAILS(m.opt, &m.model, DESCENT_ERR_OUT_OF_RANGE, "custom_coefficients",
                descent_optimizer_configure_json(m.opt, json.c_str()));
   table.resize(300);  // 100 triples: allowed
-  DESCENT_EXPECT_OK(m.opt, descent_optimizer_set_doubles(m.opt, "custom_coefficients", table.data(), table.size()));
-  DESCENT_EXPECT_OK(m.opt, descent_optimizer_set_doubles(m.opt, "custom_coefficients", table.data(), 3));
+  DESCENT_EXPECT_OK(m.opt, descent_optimizer_set_doubles(m.opt, "custom_coefficients", table.data(),
+                                                         table.size()));
+  DESCENT_EXPECT_OK(m.opt,
+                    descent_optimizer_set_doubles(m.opt, "custom_coefficients", table.data(), 3));
   table.resize(303);
   for (std::size_t i = 300; i < 303; ++i) table[i] = table[i - 3];
   const auto file = with_config(state_test::save_buffer(m.opt), [&](Json& c) {
@@ -140,7 +151,8 @@ TEST(Bounds, MuonCustomCoefficients) {
 }
 
 Json join_of(std::size_t count) {
-  Json j = {{"schedule", "join_schedules"}, {"schedules", Json::array()}, {"boundaries", Json::array()}};
+  Json j = {
+      {"schedule", "join_schedules"}, {"schedules", Json::array()}, {"boundaries", Json::array()}};
   for (std::size_t i = 0; i < count; ++i) {
     j["schedules"].push_back({{"schedule", "constant"}, {"value", 0.01}});
     if (i) j["boundaries"].push_back(i * 10);
@@ -174,7 +186,8 @@ TEST(Bounds, JoinSchedules) {
   EXPECT_FAILS(opt, &model, DESCENT_ERR_OUT_OF_RANGE, "join_schedules",
                descent_optimizer_set_schedule(opt, nested.dump().c_str()));
 
-  const auto file = with_config(state_test::save_buffer(opt), [](Json& c) { c["learning_rate"] = join_of(1025); });
+  const auto file = with_config(state_test::save_buffer(opt),
+                                [](Json& c) { c["learning_rate"] = join_of(1025); });
   expect_load_refused(opt, &model, file, DESCENT_ERR_OUT_OF_RANGE, "join_schedules");
 
   // At the bound: accepted, evaluated, saved and loaded.
@@ -187,7 +200,8 @@ TEST(Bounds, JoinSchedules) {
 TEST(Bounds, MultiGroups) {
   Handle multi("multi");
   for (int i = 0; i < 1024; ++i)
-    DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.1})", nullptr));
+    DESCENT_ASSERT_OK(multi,
+                      descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.1})", nullptr));
   Model model;
   model.add("w", DESCENT_FLOAT32, {2});
   ASSERT_EQ(model.declare(multi), DESCENT_OK);
@@ -195,7 +209,8 @@ TEST(Bounds, MultiGroups) {
                descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.1})", nullptr));
 
   Json groups = Json::array();
-  for (int i = 0; i < 1025; ++i) groups.push_back({{"kind", "sgd"}, {"config", {{"learning_rate", 0.1}}}});
+  for (int i = 0; i < 1025; ++i)
+    groups.push_back({{"kind", "sgd"}, {"config", {{"learning_rate", 0.1}}}});
   const std::string config = Json({{"groups", groups}}).dump();
   Handle empty("multi");
   EXPECT_FAILS(empty, nullptr, DESCENT_ERR_OUT_OF_RANGE, "groups",
@@ -203,8 +218,10 @@ TEST(Bounds, MultiGroups) {
 
   // A file describing 1025 groups, into a fresh multi (which would create them).
   Handle small("multi");
-  DESCENT_ASSERT_OK(small, descent_multi_add_group(small, "sgd", R"({"learning_rate": 0.1})", nullptr));
-  const auto file = with_config(state_test::save_buffer(small), [&](Json& c) { c["groups"] = groups; });
+  DESCENT_ASSERT_OK(small,
+                    descent_multi_add_group(small, "sgd", R"({"learning_rate": 0.1})", nullptr));
+  const auto file =
+      with_config(state_test::save_buffer(small), [&](Json& c) { c["groups"] = groups; });
   Handle fresh("multi");
   expect_load_refused(fresh, nullptr, file, DESCENT_ERR_OUT_OF_RANGE, "groups");
 }

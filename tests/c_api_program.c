@@ -51,7 +51,8 @@ static void test_library_info(void) {
   char expected[32];
   sprintf(expected, "%d.%d.%d", DESCENT_VERSION_MAJOR, DESCENT_VERSION_MINOR,
           DESCENT_VERSION_PATCH);
-  check(descent_version_number() == DESCENT_VERSION_NUMBER, "descent_version_number matches header");
+  check(descent_version_number() == DESCENT_VERSION_NUMBER,
+        "descent_version_number matches header");
   check(strcmp(descent_version_string(), expected) == 0, "descent_version_string matches header");
   check(strcmp(descent_status_name(DESCENT_ERR_UNKNOWN_KIND), "DESCENT_ERR_UNKNOWN_KIND") == 0,
         "descent_status_name(DESCENT_ERR_UNKNOWN_KIND)");
@@ -61,8 +62,8 @@ static void test_library_info(void) {
 static void test_create_errors(void) {
   descent_optimizer* sentinel = (descent_optimizer*)&failures; /* never dereferenced */
   descent_optimizer* opt = sentinel;
-  expect_error(descent_optimizer_create("no_such_optimizer", &opt, NULL, 0), DESCENT_ERR_UNKNOWN_KIND, NULL,
-               "create(\"no_such_optimizer\")");
+  expect_error(descent_optimizer_create("no_such_optimizer", &opt, NULL, 0),
+               DESCENT_ERR_UNKNOWN_KIND, NULL, "create(\"no_such_optimizer\")");
   check(opt == sentinel, "failed create leaves *out untouched");
   expect_error(descent_optimizer_create(NULL, &opt, NULL, 0), DESCENT_ERR_NULL_ARGUMENT, NULL,
                "create(NULL kind)");
@@ -138,8 +139,9 @@ static void test_adam(void) {
 
   if (!expect_ok(descent_optimizer_create("adam", &opt, NULL, 0), NULL, "create(\"adam\")")) return;
   expect_ok(descent_optimizer_configure_json(
-                opt, "{\"learning_rate\": 0.001, \"betas\": [0.9, 0.999], \"eps\": 1e-8, "
-                     "\"bias_correction\": false}"),
+                opt,
+                "{\"learning_rate\": 0.001, \"betas\": [0.9, 0.999], \"eps\": 1e-8, "
+                "\"bias_correction\": false}"),
             opt, "configure_json");
 
   /* Hyperparameters read back. */
@@ -248,9 +250,9 @@ static void test_adam(void) {
     sprintf(what, "state key \"%s\" appears once", keys[k].key);
     check(keys[k].seen == 1, what);
   }
-  expect_ok(descent_optimizer_state_info(opt, "layer.weight.m", &dtype, &ndim, shape,
-                                         DESCENT_MAX_NDIM),
-            opt, "state_info(layer.weight.m)");
+  expect_ok(
+      descent_optimizer_state_info(opt, "layer.weight.m", &dtype, &ndim, shape, DESCENT_MAX_NDIM),
+      opt, "state_info(layer.weight.m)");
   check(dtype == DESCENT_FLOAT32 && ndim == 2 && shape[0] == 2 && shape[1] == 3,
         "layer.weight.m is float32 (2, 3)");
   expect_ok(descent_optimizer_state_get(opt, "step", DESCENT_UINT64, &step, 1), opt,

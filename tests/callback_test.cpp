@@ -24,7 +24,8 @@ struct Script {
   double read_lr = 0.0;
 };
 
-descent_status scripted(uint64_t step, void* user_data, double* value, char* message, size_t capacity) {
+descent_status scripted(uint64_t step, void* user_data, double* value, char* message,
+                        size_t capacity) {
   auto* s = static_cast<Script*>(user_data);
   ++s->calls;
   if (step >= s->fail_at) {
@@ -35,7 +36,9 @@ descent_status scripted(uint64_t step, void* user_data, double* value, char* mes
   return DESCENT_OK;
 }
 
-void count_free(void* user_data) { ++static_cast<Script*>(user_data)->frees; }
+void count_free(void* user_data) {
+  ++static_cast<Script*>(user_data)->frees;
+}
 
 Model small_model() {
   Model m;
@@ -55,10 +58,13 @@ TEST(FallibleCallbacks, ScheduleFailureBecomesTheUpdatesStatusAndChangesNothing)
       Handle h("adam");
       Model m = small_model();
       DESCENT_ASSERT_OK(h, m.declare(h));
-      DESCENT_ASSERT_OK(h, descent_optimizer_set_schedule_callback(h, scripted, &script, count_free));
+      DESCENT_ASSERT_OK(h,
+                        descent_optimizer_set_schedule_callback(h, scripted, &script, count_free));
       DESCENT_ASSERT_OK(h, m.update(h));
       DESCENT_ASSERT_OK(h, m.update(h));
-      EXPECT_FAILS(h, &m, status, "learning_rate: the schedule callback failed at step 2: host exception: ValueError('boom')",
+      EXPECT_FAILS(h, &m, status,
+                   "learning_rate: the schedule callback failed at step 2: host exception: "
+                   "ValueError('boom')",
                    m.update(h));
     }
     EXPECT_EQ(script.frees, 1);
@@ -73,7 +79,8 @@ TEST(FallibleCallbacks, UnknownStatusIsCallbackErrorAndMissingMessageIsSaid) {
   Handle h("sgd");
   DESCENT_ASSERT_OK(h, descent_optimizer_set_double(h, "learning_rate", 0.5));
   // The first evaluation happens on attach: the attach fails and user_data stays with the caller.
-  EXPECT_EQ(descent_optimizer_set_schedule_callback(h, scripted, &script, count_free), DESCENT_ERR_CALLBACK);
+  EXPECT_EQ(descent_optimizer_set_schedule_callback(h, scripted, &script, count_free),
+            DESCENT_ERR_CALLBACK);
   EXPECT_NE(std::string(descent_optimizer_last_error(h)).find("status 12345"), std::string::npos)
       << descent_optimizer_last_error(h);
   EXPECT_NE(std::string(descent_optimizer_last_error(h)).find("(no message)"), std::string::npos);
@@ -92,8 +99,10 @@ TEST(FallibleCallbacks, MessageWithoutNulIsCutAtTheBuffer) {
   };
   Handle h("sgd");
   DESCENT_ASSERT_OK(h, descent_optimizer_set_double(h, "learning_rate", 0.5));
-  EXPECT_EQ(descent_optimizer_set_schedule_callback(h, Long::fn, nullptr, nullptr), DESCENT_ERR_CALLBACK);
-  EXPECT_NE(std::string(descent_optimizer_last_error(h)).find(std::string(100, 'x')), std::string::npos);
+  EXPECT_EQ(descent_optimizer_set_schedule_callback(h, Long::fn, nullptr, nullptr),
+            DESCENT_ERR_CALLBACK);
+  EXPECT_NE(std::string(descent_optimizer_last_error(h)).find(std::string(100, 'x')),
+            std::string::npos);
 }
 
 struct FilterScript {
@@ -101,8 +110,8 @@ struct FilterScript {
   int frees = 0;
 };
 
-descent_status matrices_only(const char* name, size_t ndim, const int64_t*, void* user_data, bool* accept,
-                             char* message, size_t capacity) {
+descent_status matrices_only(const char* name, size_t ndim, const int64_t*, void* user_data,
+                             bool* accept, char* message, size_t capacity) {
   auto* s = static_cast<FilterScript*>(user_data);
   if (s->fail_on && std::strcmp(name, s->fail_on) == 0) {
     std::snprintf(message, capacity, "cannot classify %s", name);
@@ -112,22 +121,28 @@ descent_status matrices_only(const char* name, size_t ndim, const int64_t*, void
   return DESCENT_OK;
 }
 
-void free_filter(void* user_data) { ++static_cast<FilterScript*>(user_data)->frees; }
+void free_filter(void* user_data) {
+  ++static_cast<FilterScript*>(user_data)->frees;
+}
 
 TEST(FallibleCallbacks, FilterFailureFailsInitAndUpdateAndChangesNothing) {
   FilterScript script;
   script.fail_on = "b";
   {
     Handle multi("multi");
-    DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.1})", nullptr));
-    DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "adam", R"({"learning_rate": 0.1})", nullptr));
-    DESCENT_ASSERT_OK(multi, descent_multi_filter_callback(multi, 0, matrices_only, &script, free_filter));
+    DESCENT_ASSERT_OK(multi,
+                      descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.1})", nullptr));
+    DESCENT_ASSERT_OK(multi,
+                      descent_multi_add_group(multi, "adam", R"({"learning_rate": 0.1})", nullptr));
+    DESCENT_ASSERT_OK(multi,
+                      descent_multi_filter_callback(multi, 0, matrices_only, &script, free_filter));
     Model m = small_model();
     DESCENT_ASSERT_OK(multi, m.declare(multi));
     size_t group = 99;
     EXPECT_EQ(descent_multi_parameter_group(multi, "b", &group), DESCENT_ERR_INVALID_ARGUMENT);
     EXPECT_EQ(group, 99u);
-    EXPECT_FAILS(multi, &m, DESCENT_ERR_INVALID_ARGUMENT, "group 0 (sgd): parameter 'b': the filter callback failed: cannot classify b",
+    EXPECT_FAILS(multi, &m, DESCENT_ERR_INVALID_ARGUMENT,
+                 "group 0 (sgd): parameter 'b': the filter callback failed: cannot classify b",
                  descent_optimizer_init(multi));
     EXPECT_FAILS(multi, &m, DESCENT_ERR_INVALID_ARGUMENT, "cannot classify b", m.update(multi));
     script.fail_on = nullptr;
@@ -163,12 +178,14 @@ TEST(Reentrancy, ClearingItsOwnScheduleFromInsideIsRefusedAndTheStepCompletes) {
     script.self = h;
     Model m = small_model();
     DESCENT_ASSERT_OK(h, m.declare(h));
-    DESCENT_ASSERT_OK(h, descent_optimizer_set_schedule_callback(h, clears_itself, &script, count_free));
+    DESCENT_ASSERT_OK(
+        h, descent_optimizer_set_schedule_callback(h, clears_itself, &script, count_free));
     DESCENT_ASSERT_OK(h, m.update(h));
     EXPECT_EQ(script.reentrant, DESCENT_OK) << "not yet called re-entrantly";
     DESCENT_ASSERT_OK(h, m.update(h));
     EXPECT_EQ(script.reentrant, DESCENT_ERR_INVALID_STATE);
-    EXPECT_NE(script.reentrant_message.find("own callbacks"), std::string::npos) << script.reentrant_message;
+    EXPECT_NE(script.reentrant_message.find("own callbacks"), std::string::npos)
+        << script.reentrant_message;
     EXPECT_EQ(script.read_lr, 0.25);
     DESCENT_ASSERT_OK(h, m.update(h));  // the schedule is still attached and the handle usable
     EXPECT_EQ(script.calls, 4);
@@ -179,8 +196,8 @@ TEST(Reentrancy, ClearingItsOwnScheduleFromInsideIsRefusedAndTheStepCompletes) {
   EXPECT_EQ(script.frees, 1);
 }
 
-descent_status touches_multi(const char*, size_t ndim, const int64_t*, void* user_data, bool* accept, char*,
-                             size_t) {
+descent_status touches_multi(const char*, size_t ndim, const int64_t*, void* user_data,
+                             bool* accept, char*, size_t) {
   auto* s = static_cast<Script*>(user_data);
   descent_optimizer* group = nullptr;
   s->reentrant = descent_multi_add_group(s->self, "sgd", nullptr, nullptr);
@@ -193,9 +210,12 @@ TEST(Reentrancy, FilterCannotChangeItsMultiOptimizer) {
   Script script;
   Handle multi("multi");
   script.self = multi;
-  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.1})", nullptr));
-  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "adam", R"({"learning_rate": 0.1})", nullptr));
-  DESCENT_ASSERT_OK(multi, descent_multi_filter_callback(multi, 0, touches_multi, &script, nullptr));
+  DESCENT_ASSERT_OK(multi,
+                    descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.1})", nullptr));
+  DESCENT_ASSERT_OK(multi,
+                    descent_multi_add_group(multi, "adam", R"({"learning_rate": 0.1})", nullptr));
+  DESCENT_ASSERT_OK(multi,
+                    descent_multi_filter_callback(multi, 0, touches_multi, &script, nullptr));
   Model m = small_model();
   DESCENT_ASSERT_OK(multi, m.declare(multi));
   DESCENT_ASSERT_OK(multi, m.update(multi));
@@ -206,8 +226,8 @@ TEST(Reentrancy, FilterCannotChangeItsMultiOptimizer) {
   EXPECT_EQ(groups, 2u);
 }
 
-descent_status changes_multi_when_asked(const char*, size_t ndim, const int64_t*, void* user_data, bool* accept,
-                                        char*, size_t) {
+descent_status changes_multi_when_asked(const char*, size_t ndim, const int64_t*, void* user_data,
+                                        bool* accept, char*, size_t) {
   auto* s = static_cast<Script*>(user_data);
   s->reentrant = descent_multi_exclude_name(s->self, 0, "*");
   *accept = ndim >= 2;
@@ -218,13 +238,17 @@ TEST(Reentrancy, FilterRunByParameterGroupCannotChangeItsMultiOptimizer) {
   Script script;
   Handle multi("multi");
   script.self = multi;
-  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.1})", nullptr));
-  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "adam", R"({"learning_rate": 0.1})", nullptr));
-  DESCENT_ASSERT_OK(multi, descent_multi_filter_callback(multi, 0, changes_multi_when_asked, &script, nullptr));
+  DESCENT_ASSERT_OK(multi,
+                    descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.1})", nullptr));
+  DESCENT_ASSERT_OK(multi,
+                    descent_multi_add_group(multi, "adam", R"({"learning_rate": 0.1})", nullptr));
+  DESCENT_ASSERT_OK(
+      multi, descent_multi_filter_callback(multi, 0, changes_multi_when_asked, &script, nullptr));
   Model m = small_model();
   DESCENT_ASSERT_OK(multi, m.declare(multi));
   size_t group = 99;
-  DESCENT_ASSERT_OK(multi, descent_multi_parameter_group(multi, "w", &group));  // read-only: runs the filter
+  DESCENT_ASSERT_OK(
+      multi, descent_multi_parameter_group(multi, "w", &group));  // read-only: runs the filter
   EXPECT_EQ(group, 0u);
   EXPECT_EQ(script.reentrant, DESCENT_ERR_INVALID_STATE);
   // After it, the multi optimizer is not left busy.

@@ -26,10 +26,12 @@ const char* config_for(const std::string& kind) {
   if (kind == "rmsprop") return R"({"learning_rate": 0.01, "alpha": 0.9, "eps": 1e-7})";
   if (kind == "adagrad") return R"({"learning_rate": 0.1, "eps": 1e-6})";
   if (kind == "adadelta") return R"({"learning_rate": 1.0, "rho": 0.95, "eps": 1e-5})";
-  if (kind == "adam") return R"({"learning_rate": 0.01, "betas": [0.8, 0.99], "bias_correction": true})";
+  if (kind == "adam")
+    return R"({"learning_rate": 0.01, "betas": [0.8, 0.99], "bias_correction": true})";
   if (kind == "adamw") return R"({"learning_rate": 0.01, "weight_decay": 0.05, "eps": 1e-7})";
   if (kind == "adamax") return R"({"learning_rate": 0.01, "betas": [0.85, 0.995]})";
-  if (kind == "lion") return R"({"learning_rate": 0.001, "betas": [0.95, 0.98], "weight_decay": 0.1})";
+  if (kind == "lion")
+    return R"({"learning_rate": 0.001, "betas": [0.95, 0.98], "weight_decay": 0.1})";
   if (kind == "adafactor")
     return R"({"learning_rate": 0.01, "relative_step": false, "beta_1": 0.9, "weight_decay": 0.01,
               "clip_threshold": 2.0, "decay_rate": -0.7, "eps": [1e-29, 2e-3]})";
@@ -42,7 +44,9 @@ const char* config_for(const std::string& kind) {
 
 Model make_model(descent_dtype dtype) {
   Model m;
-  m.add("w1", dtype, {7}).add("layers.0.weight", dtype, {4, 5}).add("layers.0.kernel", dtype, {2, 3, 4});
+  m.add("w1", dtype, {7})
+      .add("layers.0.weight", dtype, {4, 5})
+      .add("layers.0.kernel", dtype, {2, 3, 4});
   m.add("scale", dtype, {}).add("empty", dtype, {0, 3});
   m.fill_params(1);
   return m;
@@ -61,7 +65,8 @@ Opt trained(const std::string& kind, Model& model, int steps) {
 
 // Expects `call` to fail with `code`, a message mentioning `mention`, and no change to `opt`.
 template <class Call>
-void expect_load_fails(descent_optimizer* opt, descent_status code, const std::string& mention, Call call) {
+void expect_load_fails(descent_optimizer* opt, descent_status code, const std::string& mention,
+                       Call call) {
   const auto state = state_snapshot(opt);
   const auto hyper = hyper_snapshot(opt);
   std::size_t params_before = 0, params_after = 0;
@@ -70,15 +75,16 @@ void expect_load_fails(descent_optimizer* opt, descent_status code, const std::s
   EXPECT_EQ(got, code) << descent_status_name(got) << ": " << descent_optimizer_last_error(opt);
   const std::string message = descent_optimizer_last_error(opt);
   EXPECT_EQ(message, descent_last_error());
-  EXPECT_NE(message.find(mention), std::string::npos) << "message does not mention '" << mention
-                                                       << "': " << message;
+  EXPECT_NE(message.find(mention), std::string::npos)
+      << "message does not mention '" << mention << "': " << message;
   EXPECT_EQ(state_snapshot(opt), state) << "state changed";
   EXPECT_EQ(hyper_snapshot(opt), hyper) << "hyperparameters changed";
   descent_optimizer_parameter_count(opt, &params_after);
   EXPECT_EQ(params_after, params_before);
 }
 
-class CheckpointRoundTrip : public testing::TestWithParam<std::tuple<std::string, descent_dtype>> {};
+class CheckpointRoundTrip : public testing::TestWithParam<std::tuple<std::string, descent_dtype>> {
+};
 
 // Save -> load into a fresh optimizer (created, parameters declared, nothing configured) gives
 // the same state and hyperparameters bit for bit, and both continue identically.
@@ -94,12 +100,15 @@ TEST_P(CheckpointRoundTrip, LoadsBitExactAndContinuesIdentically) {
     EXPECT_EQ(model.declare(copy.get()), DESCENT_OK);
     TempDir dir;
     if (through_file) {
-      DESCENT_ASSERT_OK(original.get(), descent_optimizer_save(original.get(), (dir / "s.safetensors").c_str()));
-      DESCENT_ASSERT_OK(copy.get(), descent_optimizer_load(copy.get(), (dir / "s.safetensors").c_str()));
+      DESCENT_ASSERT_OK(original.get(),
+                        descent_optimizer_save(original.get(), (dir / "s.safetensors").c_str()));
+      DESCENT_ASSERT_OK(copy.get(),
+                        descent_optimizer_load(copy.get(), (dir / "s.safetensors").c_str()));
       EXPECT_EQ(list_dir(dir.path()), std::vector<std::string>{"s.safetensors"});
     } else {
       const Bytes saved = save_buffer(original.get());
-      DESCENT_ASSERT_OK(copy.get(), descent_optimizer_load_from_buffer(copy.get(), saved.data(), saved.size()));
+      DESCENT_ASSERT_OK(copy.get(),
+                        descent_optimizer_load_from_buffer(copy.get(), saved.data(), saved.size()));
     }
     EXPECT_EQ(state_snapshot(copy.get()), state_snapshot(original.get()));
     EXPECT_EQ(hyper_snapshot(copy.get()), hyper_snapshot(original.get()));
@@ -111,7 +120,8 @@ TEST_P(CheckpointRoundTrip, LoadsBitExactAndContinuesIdentically) {
     Opt reference = create(kind.c_str());
     EXPECT_EQ(continued.declare(reference.get()), DESCENT_OK);
     const Bytes snapshot = save_buffer(original.get());
-    DESCENT_ASSERT_OK(reference.get(), descent_optimizer_load_from_buffer(reference.get(), snapshot.data(), snapshot.size()));
+    DESCENT_ASSERT_OK(reference.get(), descent_optimizer_load_from_buffer(
+                                           reference.get(), snapshot.data(), snapshot.size()));
     for (int s = 0; s < 3; ++s) {
       model.fill_grads(200 + s);
       continued.fill_grads(200 + s);
@@ -123,13 +133,13 @@ TEST_P(CheckpointRoundTrip, LoadsBitExactAndContinuesIdentically) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllKinds, CheckpointRoundTrip,
-    testing::Combine(testing::ValuesIn(descent_test::rule_kinds()),
-                     testing::Values(DESCENT_FLOAT32, DESCENT_FLOAT64)),
-    [](const auto& info) {
-      return std::get<0>(info.param) + "_" + descent_test::dtype_suffix(std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(AllKinds, CheckpointRoundTrip,
+                         testing::Combine(testing::ValuesIn(descent_test::rule_kinds()),
+                                          testing::Values(DESCENT_FLOAT32, DESCENT_FLOAT64)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" +
+                                  descent_test::dtype_suffix(std::get<1>(info.param));
+                         });
 
 // Three steps, save, three more steps == three steps, save, load elsewhere, three more steps.
 TEST(Checkpoint, ResumedRunEqualsUninterruptedRun) {
@@ -167,7 +177,8 @@ TEST(Checkpoint, SaveToBufferSizesAndRefusesSmallBuffers) {
   std::size_t reported = 12345;
   EXPECT_EQ(descent_optimizer_save_to_buffer(opt.get(), small.data(), small.size(), &reported),
             DESCENT_ERR_BUFFER_TOO_SMALL);
-  EXPECT_NE(std::string(descent_optimizer_last_error(opt.get())).find(std::to_string(size)), std::string::npos)
+  EXPECT_NE(std::string(descent_optimizer_last_error(opt.get())).find(std::to_string(size)),
+            std::string::npos)
       << descent_optimizer_last_error(opt.get());
   EXPECT_EQ(reported, 12345u) << "*size written on failure";
   EXPECT_TRUE(std::all_of(small.begin(), small.end(), [](unsigned char c) { return c == 0xAB; }))
@@ -176,18 +187,22 @@ TEST(Checkpoint, SaveToBufferSizesAndRefusesSmallBuffers) {
             DESCENT_ERR_BUFFER_TOO_SMALL);
 
   Bytes exact(size + 16, 0xCD);
-  DESCENT_ASSERT_OK(opt.get(), descent_optimizer_save_to_buffer(opt.get(), exact.data(), size + 16, &reported));
+  DESCENT_ASSERT_OK(
+      opt.get(), descent_optimizer_save_to_buffer(opt.get(), exact.data(), size + 16, &reported));
   EXPECT_EQ(reported, size);
   EXPECT_TRUE(std::all_of(exact.begin() + static_cast<long>(size), exact.end(),
                           [](unsigned char c) { return c == 0xCD; }))
       << "bytes written past *size";
 
-  EXPECT_EQ(descent_optimizer_save_to_buffer(opt.get(), nullptr, 0, nullptr), DESCENT_ERR_NULL_ARGUMENT);
-  EXPECT_EQ(descent_optimizer_save_to_buffer(nullptr, nullptr, 0, &reported), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_optimizer_save_to_buffer(opt.get(), nullptr, 0, nullptr),
+            DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_optimizer_save_to_buffer(nullptr, nullptr, 0, &reported),
+            DESCENT_ERR_NULL_ARGUMENT);
   EXPECT_EQ(descent_optimizer_save(opt.get(), nullptr), DESCENT_ERR_NULL_ARGUMENT);
   EXPECT_EQ(descent_optimizer_load(opt.get(), nullptr), DESCENT_ERR_NULL_ARGUMENT);
   EXPECT_EQ(descent_optimizer_load_from_buffer(opt.get(), nullptr, 5), DESCENT_ERR_NULL_ARGUMENT);
-  EXPECT_EQ(descent_optimizer_load_from_buffer(nullptr, exact.data(), size), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_optimizer_load_from_buffer(nullptr, exact.data(), size),
+            DESCENT_ERR_NULL_ARGUMENT);
 }
 
 // The bytes descent writes, read by a minimal reader that shares no code with descent: header
@@ -222,9 +237,12 @@ TEST(Checkpoint, FileIsValidSafetensorsForAnIndependentReader) {
   for (const auto& [key, entry] : parsed.header.items()) {
     if (key == "__metadata__") continue;
     ++tensors;
-    const auto slot = std::find_if(state.begin(), state.end(), [&](const Slot& s) { return s.key == key; });
+    const auto slot =
+        std::find_if(state.begin(), state.end(), [&](const Slot& s) { return s.key == key; });
     ASSERT_NE(slot, state.end()) << key;
-    const std::string want = slot->dtype == DESCENT_FLOAT32 ? "F32" : slot->dtype == DESCENT_FLOAT64 ? "F64" : "U64";
+    const std::string want = slot->dtype == DESCENT_FLOAT32   ? "F32"
+                             : slot->dtype == DESCENT_FLOAT64 ? "F64"
+                                                              : "U64";
     EXPECT_EQ(entry.at("dtype"), want) << key;
     EXPECT_EQ(entry.at("shape").get<std::vector<int64_t>>(), slot->shape) << key;
     const auto off = entry.at("data_offsets").get<std::vector<uint64_t>>();
@@ -259,7 +277,8 @@ TEST(Checkpoint, StateSavedBeforeInitLoadsUninitialised) {
   const Bytes saved = save_buffer(before.get());
   Opt target = create("adam");
   EXPECT_EQ(m.declare(target.get()), DESCENT_OK);
-  DESCENT_ASSERT_OK(target.get(), descent_optimizer_load_from_buffer(target.get(), saved.data(), saved.size()));
+  DESCENT_ASSERT_OK(target.get(),
+                    descent_optimizer_load_from_buffer(target.get(), saved.data(), saved.size()));
   EXPECT_EQ(state_snapshot(target.get()), state_snapshot(before.get()));
   Model m2 = m;
   m.fill_grads(5);
@@ -277,7 +296,8 @@ TEST(Checkpoint, DescentFileCarriesTheConfiguration) {
   Opt target = create("sgd", R"({"learning_rate": 0.5, "momentum": 0.1, "nesterov": false})");
   EXPECT_EQ(m.declare(target.get()), DESCENT_OK);
   const Bytes bytes = save_buffer(saved.get());
-  DESCENT_ASSERT_OK(target.get(), descent_optimizer_load_from_buffer(target.get(), bytes.data(), bytes.size()));
+  DESCENT_ASSERT_OK(target.get(),
+                    descent_optimizer_load_from_buffer(target.get(), bytes.data(), bytes.size()));
   EXPECT_EQ(hyper_snapshot(target.get()), hyper_snapshot(saved.get()));
 }
 
@@ -289,8 +309,9 @@ TEST(Checkpoint, LoadsThatDoNotFitChangeNothing) {
   // Another kind.
   Model m_sgd = make_model(DESCENT_FLOAT32);
   Opt sgd = trained("sgd", m_sgd, 1);
-  expect_load_fails(sgd.get(), DESCENT_ERR_INVALID_ARGUMENT, "'adam'",
-                    [&] { return descent_optimizer_load_from_buffer(sgd.get(), adam_file.data(), adam_file.size()); });
+  expect_load_fails(sgd.get(), DESCENT_ERR_INVALID_ARGUMENT, "'adam'", [&] {
+    return descent_optimizer_load_from_buffer(sgd.get(), adam_file.data(), adam_file.size());
+  });
 
   // Same names, another shape / dtype / an extra or a missing parameter; before and after init.
   for (const bool initialised : {false, true}) {
@@ -304,7 +325,9 @@ TEST(Checkpoint, LoadsThatDoNotFitChangeNothing) {
       return o;
     };
     auto load = [&](descent_optimizer* o) {
-      return [o, &adam_file] { return descent_optimizer_load_from_buffer(o, adam_file.data(), adam_file.size()); };
+      return [o, &adam_file] {
+        return descent_optimizer_load_from_buffer(o, adam_file.data(), adam_file.size());
+      };
     };
     Model reshaped;
     reshaped.add("w1", DESCENT_FLOAT32, {7}).add("layers.0.weight", DESCENT_FLOAT32, {5, 4});
@@ -366,7 +389,8 @@ TEST(Checkpoint, FailedSavesLeaveTheOldFileAndNoTemporary) {
   EXPECT_EQ(names, std::vector<std::string>{"adir"}) << "a temporary file was left behind";
 
   EXPECT_EQ(descent_optimizer_save(opt.get(), ""), DESCENT_ERR_INVALID_ARGUMENT);
-  EXPECT_EQ(descent_optimizer_save(opt.get(), (dir.path() + "/").c_str()), DESCENT_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(descent_optimizer_save(opt.get(), (dir.path() + "/").c_str()),
+            DESCENT_ERR_INVALID_ARGUMENT);
 
   // A directory we may not write to (meaningless for root, who may).
   if (geteuid() != 0) {
@@ -434,42 +458,54 @@ TEST(Checkpoint, MlxScalarsConvertWhenLossless) {
       {{"step", "I32", {}, bytes_of(std::vector<int32_t>{9})}, lr_f32, 9, 0.125f},
       {{"step", "U32", {}, bytes_of(std::vector<uint32_t>{10})}, lr_f32, 10, 0.125f},
       {{"step", "U64", {}, bytes_of(std::vector<uint64_t>{1})},
-       {"learning_rate", "F64", {}, bytes_of(std::vector<double>{0.375})}, 1, 0.375f},
+       {"learning_rate", "F64", {}, bytes_of(std::vector<double>{0.375})},
+       1,
+       0.375f},
       {{"step", "U64", {}, bytes_of(std::vector<uint64_t>{1})},
-       {"learning_rate", "I32", {}, bytes_of(std::vector<int32_t>{2})}, 1, 2.0f},
+       {"learning_rate", "I32", {}, bytes_of(std::vector<int32_t>{2})},
+       1,
+       2.0f},
   };
   for (const auto& c : ok) {
     SCOPED_TRACE(c.step.dtype + "/" + c.lr.dtype);
     Opt o = fresh();
     const Bytes file = mlx_file(c.step, c.lr);
-    DESCENT_ASSERT_OK(o.get(), descent_optimizer_load_from_buffer(o.get(), file.data(), file.size()));
+    DESCENT_ASSERT_OK(o.get(),
+                      descent_optimizer_load_from_buffer(o.get(), file.data(), file.size()));
     EXPECT_EQ(step_of(o.get()), c.want_step);
     float lr = 0;
-    EXPECT_EQ(descent_optimizer_state_get(o.get(), "learning_rate", DESCENT_FLOAT32, &lr, 1), DESCENT_OK);
+    EXPECT_EQ(descent_optimizer_state_get(o.get(), "learning_rate", DESCENT_FLOAT32, &lr, 1),
+              DESCENT_OK);
     EXPECT_EQ(lr, c.want_lr);
   }
   const StTensor step1{"step", "U64", {}, bytes_of(std::vector<uint64_t>{1})};
   Opt o = fresh();
   Bytes f = mlx_file({"step", "I64", {}, bytes_of(std::vector<int64_t>{-1})}, lr_f32);
-  expect_load_fails(o.get(), DESCENT_ERR_OUT_OF_RANGE, "negative",
-                    [&] { return descent_optimizer_load_from_buffer(o.get(), f.data(), f.size()); });
+  expect_load_fails(o.get(), DESCENT_ERR_OUT_OF_RANGE, "negative", [&] {
+    return descent_optimizer_load_from_buffer(o.get(), f.data(), f.size());
+  });
   f = mlx_file({"step", "F32", {}, bytes_of(std::vector<float>{1})}, lr_f32);
-  expect_load_fails(o.get(), DESCENT_ERR_DTYPE_MISMATCH, "step",
-                    [&] { return descent_optimizer_load_from_buffer(o.get(), f.data(), f.size()); });
+  expect_load_fails(o.get(), DESCENT_ERR_DTYPE_MISMATCH, "step", [&] {
+    return descent_optimizer_load_from_buffer(o.get(), f.data(), f.size());
+  });
   f = mlx_file(step1, {"learning_rate", "F64", {}, bytes_of(std::vector<double>{0.1})});
-  expect_load_fails(o.get(), DESCENT_ERR_DTYPE_MISMATCH, "float32",
-                    [&] { return descent_optimizer_load_from_buffer(o.get(), f.data(), f.size()); });
+  expect_load_fails(o.get(), DESCENT_ERR_DTYPE_MISMATCH, "float32", [&] {
+    return descent_optimizer_load_from_buffer(o.get(), f.data(), f.size());
+  });
   f = mlx_file(step1, {"learning_rate", "F16", {}, Bytes{0, 0x3c}});
-  expect_load_fails(o.get(), DESCENT_ERR_DTYPE_MISMATCH, "F16",
-                    [&] { return descent_optimizer_load_from_buffer(o.get(), f.data(), f.size()); });
+  expect_load_fails(o.get(), DESCENT_ERR_DTYPE_MISMATCH, "F16", [&] {
+    return descent_optimizer_load_from_buffer(o.get(), f.data(), f.size());
+  });
   f = mlx_file({"step", "U64", {1}, bytes_of(std::vector<uint64_t>{1})}, lr_f32);
-  expect_load_fails(o.get(), DESCENT_ERR_SHAPE_MISMATCH, "step",
-                    [&] { return descent_optimizer_load_from_buffer(o.get(), f.data(), f.size()); });
+  expect_load_fails(o.get(), DESCENT_ERR_SHAPE_MISMATCH, "step", [&] {
+    return descent_optimizer_load_from_buffer(o.get(), f.data(), f.size());
+  });
   // A file without "step" lacks state the optimizer has.
   std::vector<float> v(6, 0.5f);
   f = build_safetensors({lr_f32, {"w.v", "F32", {2, 3}, bytes_of(v)}});
-  expect_load_fails(o.get(), DESCENT_ERR_UNKNOWN_KEY, "step",
-                    [&] { return descent_optimizer_load_from_buffer(o.get(), f.data(), f.size()); });
+  expect_load_fails(o.get(), DESCENT_ERR_UNKNOWN_KEY, "step", [&] {
+    return descent_optimizer_load_from_buffer(o.get(), f.data(), f.size());
+  });
 }
 
 // An MLX file supplies the learning rate when the caller set none (MLX: the loaded value
@@ -477,9 +513,13 @@ TEST(Checkpoint, MlxScalarsConvertWhenLossless) {
 TEST(Checkpoint, MlxFileSuppliesTheLearningRate) {
   Opt o = create("sgd");
   const int64_t s0[] = {3, 3}, s1[] = {3, 2};
-  ASSERT_EQ(descent_optimizer_add_parameter(o.get(), "layers.0.w", DESCENT_FLOAT32, 2, s0), DESCENT_OK);
-  ASSERT_EQ(descent_optimizer_add_parameter(o.get(), "layers.1.w", DESCENT_FLOAT32, 2, s1), DESCENT_OK);
-  DESCENT_ASSERT_OK(o.get(), descent_optimizer_load(o.get(), (data_dir() + "/mlx-state/sgd.state.safetensors").c_str()));
+  ASSERT_EQ(descent_optimizer_add_parameter(o.get(), "layers.0.w", DESCENT_FLOAT32, 2, s0),
+            DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_add_parameter(o.get(), "layers.1.w", DESCENT_FLOAT32, 2, s1),
+            DESCENT_OK);
+  DESCENT_ASSERT_OK(
+      o.get(),
+      descent_optimizer_load(o.get(), (data_dir() + "/mlx-state/sgd.state.safetensors").c_str()));
   double lr = 0;
   EXPECT_EQ(descent_optimizer_get_double(o.get(), "learning_rate", &lr), DESCENT_OK);
   EXPECT_EQ(lr, 0.125);
@@ -489,7 +529,8 @@ TEST(Checkpoint, MlxFileSuppliesTheLearningRate) {
 // Learning-rate schedules travel in the config; the schedule's position is the step.
 TEST(Checkpoint, ScheduleTravelsWithTheConfig) {
   Opt opt = create("adam", R"({"learning_rate": 0.1})");
-  DESCENT_ASSERT_OK(opt.get(), descent_optimizer_set_schedule(opt.get(), "exponential_decay:0.1:0.9"));
+  DESCENT_ASSERT_OK(opt.get(),
+                    descent_optimizer_set_schedule(opt.get(), "exponential_decay:0.1:0.9"));
   Model m = make_model(DESCENT_FLOAT32);
   EXPECT_EQ(m.declare(opt.get()), DESCENT_OK);
   for (int s = 0; s < 3; ++s) {
@@ -500,7 +541,8 @@ TEST(Checkpoint, ScheduleTravelsWithTheConfig) {
   Opt copy = create("adam", R"({"learning_rate": 0.7})");
   Model m2 = m;
   EXPECT_EQ(m2.declare(copy.get()), DESCENT_OK);
-  DESCENT_ASSERT_OK(copy.get(), descent_optimizer_load_from_buffer(copy.get(), saved.data(), saved.size()));
+  DESCENT_ASSERT_OK(copy.get(),
+                    descent_optimizer_load_from_buffer(copy.get(), saved.data(), saved.size()));
   EXPECT_EQ(state_snapshot(copy.get()), state_snapshot(opt.get()));
   for (int s = 3; s < 6; ++s) {
     m.fill_grads(300 + s);
@@ -522,11 +564,13 @@ TEST(Checkpoint, StateWithoutLearningRate) {
   DESCENT_ASSERT_OK(saved.get(), m.update(saved.get()));
   const Bytes file = save_buffer(saved.get());
   const auto keys = state_snapshot(saved.get());
-  EXPECT_TRUE(std::none_of(keys.begin(), keys.end(), [](const Slot& x) { return x.key == "learning_rate"; }));
+  EXPECT_TRUE(std::none_of(keys.begin(), keys.end(),
+                           [](const Slot& x) { return x.key == "learning_rate"; }));
   Opt target = create("adafactor", R"({"learning_rate": 0.01, "relative_step": false})");
   Model m2 = make_model(DESCENT_FLOAT32);
   EXPECT_EQ(m2.declare(target.get()), DESCENT_OK);
-  DESCENT_ASSERT_OK(target.get(), descent_optimizer_load_from_buffer(target.get(), file.data(), file.size()));
+  DESCENT_ASSERT_OK(target.get(),
+                    descent_optimizer_load_from_buffer(target.get(), file.data(), file.size()));
   EXPECT_EQ(state_snapshot(target.get()), state_snapshot(saved.get()));
   EXPECT_EQ(hyper_snapshot(target.get()), hyper_snapshot(saved.get()));
 }
@@ -547,10 +591,12 @@ TEST(Checkpoint, MultiOptimizerRoundTrip) {
   Opt copy = create("multi");
   Model m2 = m;
   EXPECT_EQ(m2.declare(copy.get()), DESCENT_OK);
-  DESCENT_ASSERT_OK(copy.get(), descent_optimizer_load_from_buffer(copy.get(), saved.data(), saved.size()));
+  DESCENT_ASSERT_OK(copy.get(),
+                    descent_optimizer_load_from_buffer(copy.get(), saved.data(), saved.size()));
   const auto state = state_snapshot(copy.get());
   EXPECT_EQ(state, state_snapshot(multi.get()));
-  EXPECT_TRUE(std::any_of(state.begin(), state.end(), [](const Slot& x) { return x.key == "states.0.layers.0.weight.m"; }));
+  EXPECT_TRUE(std::any_of(state.begin(), state.end(),
+                          [](const Slot& x) { return x.key == "states.0.layers.0.weight.m"; }));
   EXPECT_TRUE(save_buffer(copy.get()) == saved);
   for (int s = 3; s < 5; ++s) {
     m.fill_grads(400 + s);
@@ -564,8 +610,9 @@ TEST(Checkpoint, MultiOptimizerRoundTrip) {
   Opt adam = create("adam", R"({"learning_rate": 0.01})");
   Model m3 = make_model(DESCENT_FLOAT32);
   EXPECT_EQ(m3.declare(adam.get()), DESCENT_OK);
-  expect_load_fails(adam.get(), DESCENT_ERR_INVALID_ARGUMENT, "'multi'",
-                    [&] { return descent_optimizer_load_from_buffer(adam.get(), saved.data(), saved.size()); });
+  expect_load_fails(adam.get(), DESCENT_ERR_INVALID_ARGUMENT, "'multi'", [&] {
+    return descent_optimizer_load_from_buffer(adam.get(), saved.data(), saved.size());
+  });
 }
 
 // A save killed at any moment (SIGKILL, here while the temporary file is being written) leaves
@@ -583,7 +630,8 @@ TEST(CheckpointDurability, KilledSaveLeavesThePreviousFile) {
   // A large state, so that writing it takes a while: 2 x 48 MiB.
   Opt big = create("adam", R"({"learning_rate": 0.01})");
   const int64_t n[] = {12 << 20};
-  DESCENT_ASSERT_OK(big.get(), descent_optimizer_add_parameter(big.get(), "w", DESCENT_FLOAT32, 1, n));
+  DESCENT_ASSERT_OK(big.get(),
+                    descent_optimizer_add_parameter(big.get(), "w", DESCENT_FLOAT32, 1, n));
   DESCENT_ASSERT_OK(big.get(), descent_optimizer_init(big.get()));
   std::size_t big_size = 0;
   DESCENT_ASSERT_OK(big.get(), descent_optimizer_save_to_buffer(big.get(), nullptr, 0, &big_size));
@@ -624,7 +672,8 @@ TEST(CheckpointDurability, KilledSaveLeavesThePreviousFile) {
     const Bytes now = read_bytes(path);
     if (killed) {
       ++caught_mid_write;
-      EXPECT_TRUE(now == old_file) << "round " << round << ": the target changed after a killed save";
+      EXPECT_TRUE(now == old_file)
+          << "round " << round << ": the target changed after a killed save";
       // The previous file loads and equals the old state.
       Opt reload = create("adam");
       Model m = small;
@@ -642,8 +691,8 @@ TEST(CheckpointDurability, KilledSaveLeavesThePreviousFile) {
       if (name.rfind(temp_prefix, 0) == 0) unlink((dir / name).c_str());
   }
   EXPECT_GE(caught_mid_write, 1) << "never caught a save mid-write (" << completed << " completed)";
-  std::printf("[ INFO     ] %d saves killed mid-write, %d completed before the kill\n", caught_mid_write,
-              completed);
+  std::printf("[ INFO     ] %d saves killed mid-write, %d completed before the kill\n",
+              caught_mid_write, completed);
 }
 
 }  // namespace

@@ -36,7 +36,9 @@ struct Grads {
   }
 };
 
-double f32(double x) { return static_cast<double>(static_cast<float>(x)); }
+double f32(double x) {
+  return static_cast<double>(static_cast<float>(x));
+}
 
 TEST(ClipGolden, MatchesMlx) {
   int files = 0;
@@ -62,8 +64,10 @@ TEST(ClipGolden, MatchesMlx) {
     golden::expect_close(name, "total_norm", {total}, {expected_total}, tol);
     EXPECT_EQ(total, f32(total)) << "a float32 norm for float32 gradients, as MLX";
     for (size_t i = 0; i < names.size(); ++i) {
-      const auto exp = c.at("expected").at("grads").at(names[i]).at("data").get<std::vector<double>>();
-      golden::expect_close(name, names[i], std::vector<double>(data[i].begin(), data[i].end()), exp, tol);
+      const auto exp =
+          c.at("expected").at("grads").at(names[i]).at("data").get<std::vector<double>>();
+      golden::expect_close(name, names[i], std::vector<double>(data[i].begin(), data[i].end()), exp,
+                           tol);
     }
   }
   EXPECT_EQ(files, 3);
@@ -96,8 +100,8 @@ TEST(ClipMlx, UnitTest) {
     ASSERT_EQ(g.clip(1.0, &total), DESCENT_OK);
     const double norm = std::sqrt(100.0 + 400 + 100 + 900);
     EXPECT_NEAR(total, norm, 1e-4);
-    const double clipped = std::sqrt(double(a[0]) * a[0] + double(a[1]) * a[1] + double(b[0]) * b[0] +
-                                     double(c[0]) * c[0]);
+    const double clipped = std::sqrt(double(a[0]) * a[0] + double(a[1]) * a[1] +
+                                     double(b[0]) * b[0] + double(c[0]) * c[0]);
     EXPECT_NEAR(clipped, 1.0, 1e-6);
     EXPECT_NEAR(a[0], 10 / norm, 1e-6);
     EXPECT_NEAR(a[1], 20 / norm, 1e-6);
@@ -305,13 +309,17 @@ TEST(ClipArguments, ValidatedBeforeAnyBufferIsTouched) {
   const descent_dtype dt = DESCENT_FLOAT32;
   const int64_t n = 2;
   void* p = a.data();
-  EXPECT_EQ(descent_clip_grad_norm(1, nullptr, &n, &p, 1.0, &total, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
-  EXPECT_EQ(descent_clip_grad_norm(1, &dt, nullptr, &p, 1.0, &total, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
-  EXPECT_EQ(descent_clip_grad_norm(1, &dt, &n, nullptr, 1.0, &total, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_clip_grad_norm(1, nullptr, &n, &p, 1.0, &total, nullptr, 0),
+            DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_clip_grad_norm(1, &dt, nullptr, &p, 1.0, &total, nullptr, 0),
+            DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_clip_grad_norm(1, &dt, &n, nullptr, 1.0, &total, nullptr, 0),
+            DESCENT_ERR_NULL_ARGUMENT);
   expect_untouched("null arrays");
   EXPECT_EQ(total, 7.0);  // never written on error
   // Nothing to clip; a zero-length tensor may have a NULL pointer; total_norm may be NULL.
-  EXPECT_EQ(descent_clip_grad_norm(0, nullptr, nullptr, nullptr, 1.0, &total, nullptr, 0), DESCENT_OK);
+  EXPECT_EQ(descent_clip_grad_norm(0, nullptr, nullptr, nullptr, 1.0, &total, nullptr, 0),
+            DESCENT_OK);
   EXPECT_EQ(total, 0.0);
   const int64_t zero = 0;
   void* null_ptr = nullptr;

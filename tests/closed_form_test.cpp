@@ -245,9 +245,7 @@ TYPED_TEST(ClosedForm, AdamaxMaxRule) {
   One<T> o("adamax", R"({"learning_rate": 0.5, "betas": [0.5, 0.5]})", {1});
   const double eps = 1e-8;
   double p = 1, m = 0;
-  const struct {
-    double g, v;
-  } steps[] = {{4, 4}, {1, 2}, {-3, 3}, {0.5, 1.5}, {0, 0.75}};
+  const struct { double g, v; } steps[] = {{4, 4}, {1, 2}, {-3, 3}, {0.5, 1.5}, {0, 0.75}};
   for (const auto& s : steps) {
     SCOPED_TRACE("g = " + std::to_string(s.g));
     o.step({static_cast<T>(s.g)});

@@ -38,7 +38,8 @@ Outcome train(const std::string& kind, uint64_t seed, const std::string& dir) {
   const std::string path = dir + "/" + kind + "-" + std::to_string(seed) + ".safetensors";
   for (int k = 0; k < kSteps; ++k) {
     run.step();
-    if (k % 4 == 1) run.state_roundtrip(kind == "multi" ? "states.1.learning_rate" : "learning_rate");
+    if (k % 4 == 1)
+      run.state_roundtrip(kind == "multi" ? "states.1.learning_rate" : "learning_rate");
     if (k % 4 == 2) run.reload_from_buffer(run.save(), schedule_form);
     if (k % 4 == 3) run.reload_from_file(path, schedule_form);
     if (k == 5) {  // a failing call on the worker's own handle: its own message
@@ -88,8 +89,7 @@ std::vector<std::string> fail_repeatedly(int id, int iterations, const std::atom
 
     const std::string key = "w_" + tag + ".m";
     float x = 0;
-    if (descent_optimizer_state_get(own, key.c_str(), DESCENT_FLOAT32, &x, 1) ==
-        DESCENT_OK)
+    if (descent_optimizer_state_get(own, key.c_str(), DESCENT_FLOAT32, &x, 1) == DESCENT_OK)
       errors.push_back("state_get(" + key + ") worked");
     else if (std::string(descent_optimizer_last_error(own)).find(key) == std::string::npos)
       errors.push_back("state_get: handle message is another: " +

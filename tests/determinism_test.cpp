@@ -2,7 +2,8 @@
 // the same process from the same seed, through every update form and with save/load in between,
 // ends with bit-identical parameters and state; so does every other kind. (Muon's matrix products
 // go through BLAS, whose results may depend on the BLAS library and its thread count,
-// OPENBLAS_NUM_THREADS: they are fixed within a process. Nothing else in descent depends on threads.)
+// OPENBLAS_NUM_THREADS: they are fixed within a process. Nothing else in descent depends on
+// threads.)
 #include <gtest/gtest.h>
 
 #include <string>
@@ -45,8 +46,10 @@ TEST(Determinism, EveryKindTwiceFromTheSameSeedGivesTheSameBits) {
       for (int k = 0; k < 8; ++k) run.step();
       EXPECT_TRUE(run.errors().empty()) << run.errors().front();
       const Bytes f = run.fingerprint();
-      if (round == 0) first = f;
-      else EXPECT_TRUE(f == first);
+      if (round == 0)
+        first = f;
+      else
+        EXPECT_TRUE(f == first);
     }
   }
 }

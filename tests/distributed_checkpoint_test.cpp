@@ -68,8 +68,8 @@ using RankFn = std::function<void(std::size_t rank, descent_optimizer* opt)>;
 // `world` ranks: shard, optionally load (load(rank, opt)), run steps [first, first + steps) from
 // the parameters `start`, then after(rank, opt). Returns rank 0's parameters (checked equal on
 // every rank).
-Tensors phase(const std::string& kind, std::size_t world, const Tensors& start, int first, int steps,
-              const RankFn& load, const RankFn& after) {
+Tensors phase(const std::string& kind, std::size_t world, const Tensors& start, int first,
+              int steps, const RankFn& load, const RankFn& after) {
   const auto m = model();
   fake::World w(world);
   std::vector<Tensors> out(world, start);
@@ -130,14 +130,16 @@ TEST_P(Reshard, FourToTwoToOneAndOneToThreeContinueBitForBit) {
   EXPECT_EQ(bytes_of(d + "/a.safetensors"), bytes_of(d + "/ref3.safetensors"));
   expect_equal(a, single(kind, 3), "4 ranks, 3 steps");
   // 4 -> 2 (sharded), steps 3-4, save; 4 -> 2 (gathered) as well.
-  const Tensors b = phase(kind, 2, a, 3, 2, load_sharded(d + "/a"), save_both(d + "/b.safetensors", d + "/b"));
+  const Tensors b =
+      phase(kind, 2, a, 3, 2, load_sharded(d + "/a"), save_both(d + "/b.safetensors", d + "/b"));
   const Tensors ref5 = single(kind, 5, d + "/ref5.safetensors");
   expect_equal(b, ref5, "4 -> 2 ranks (sharded), 5 steps");
   EXPECT_EQ(bytes_of(d + "/b.safetensors"), bytes_of(d + "/ref5.safetensors"));
   expect_equal(phase(kind, 2, a, 3, 2, load_gathered(d + "/a.safetensors"), nullptr), ref5,
                "4 -> 2 ranks (gathered), 5 steps");
   // 2 -> 1 (sharded), steps 5-6, save (a 1-rank checkpoint).
-  const Tensors c = phase(kind, 1, b, 5, 2, load_sharded(d + "/b"), save_both(d + "/c.safetensors", d + "/c"));
+  const Tensors c =
+      phase(kind, 1, b, 5, 2, load_sharded(d + "/b"), save_both(d + "/c.safetensors", d + "/c"));
   const Tensors ref7 = single(kind, 7, d + "/ref7.safetensors");
   expect_equal(c, ref7, "2 -> 1 rank (sharded), 7 steps");
   EXPECT_EQ(bytes_of(d + "/c.safetensors"), bytes_of(d + "/ref7.safetensors"));
@@ -145,13 +147,15 @@ TEST_P(Reshard, FourToTwoToOneAndOneToThreeContinueBitForBit) {
                "2 -> 1 rank (gathered), 7 steps");
   // 1 -> 3, both forms, steps 7-8.
   const Tensors ref9 = single(kind, 9);
-  expect_equal(phase(kind, 3, c, 7, 2, load_sharded(d + "/c"), nullptr), ref9, "1 -> 3 ranks (sharded)");
+  expect_equal(phase(kind, 3, c, 7, 2, load_sharded(d + "/c"), nullptr), ref9,
+               "1 -> 3 ranks (sharded)");
   expect_equal(phase(kind, 3, c, 7, 2, load_gathered(d + "/c.safetensors"), nullptr), ref9,
                "1 -> 3 ranks (gathered)");
   // The single-process save loads into 3 ranks too, and a 4-rank sharded save into 3.
   expect_equal(phase(kind, 3, c, 7, 2, load_gathered(d + "/ref7.safetensors"), nullptr), ref9,
                "single-process file -> 3 ranks");
-  expect_equal(phase(kind, 3, a, 3, 2, load_sharded(d + "/a"), nullptr), ref5, "4 -> 3 ranks (sharded)");
+  expect_equal(phase(kind, 3, a, 3, 2, load_sharded(d + "/a"), nullptr), ref5,
+               "4 -> 3 ranks (sharded)");
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, Reshard,
@@ -165,8 +169,8 @@ TEST(DistributedCheckpoint, SaveBeforeInitAndUnshardedForms) {
   phase("adamw", 3, Tensors(m), 0, 0, nullptr, save_both(d + "/u.safetensors", d + "/u"));
   single("adamw", 0, d + "/ref0.safetensors");
   EXPECT_EQ(bytes_of(d + "/u.safetensors"), bytes_of(d + "/ref0.safetensors"));
-  expect_equal(phase("adamw", 2, Tensors(m), 0, 3, load_sharded(d + "/u"), nullptr), single("adamw", 3),
-               "uninitialised checkpoint");
+  expect_equal(phase("adamw", 2, Tensors(m), 0, 3, load_sharded(d + "/u"), nullptr),
+               single("adamw", 3), "uninitialised checkpoint");
   // Not sharded: the gathered forms are save and load; the sharded forms refuse.
   descent_optimizer* opt = make_optimizer("adamw", m);
   Tensors t(m);
@@ -261,10 +265,12 @@ TEST(DistributedCheckpoint, FailedShardedSaveLeavesThePreviousCheckpoint) {
   EXPECT_FALSE(exists(dir + "/shard-g6-r0-of-4.safetensors")) << "failed saves clean up";
   EXPECT_FALSE(exists(dir + "/shard-g7-r0-of-4.safetensors"));
   // The previous checkpoint (after step 2) loads on 2 ranks and continues bit for bit.
-  expect_equal(phase("adamw", 2, start2, 2, 2, load_sharded(dir), nullptr), ref4, "after failed saves");
+  expect_equal(phase("adamw", 2, start2, 2, 2, load_sharded(dir), nullptr), ref4,
+               "after failed saves");
   // The next successful save skips every generation seen (g5) and removes the older files.
   phase("adamw", 2, start2, 2, 0, load_sharded(dir), [&](std::size_t, descent_optimizer* opt) {
-    EXPECT_EQ(descent_optimizer_save_sharded(opt, dir.c_str()), DESCENT_OK) << descent_optimizer_last_error(opt);
+    EXPECT_EQ(descent_optimizer_save_sharded(opt, dir.c_str()), DESCENT_OK)
+        << descent_optimizer_last_error(opt);
   });
   EXPECT_TRUE(exists(dir + "/shard-g6-r1-of-2.safetensors"));
   EXPECT_FALSE(exists(dir + "/shard-g1-r0-of-4.safetensors"));
@@ -278,17 +284,24 @@ struct Failure {
   std::vector<descent_status> status = std::vector<descent_status>(3);
   std::vector<std::string> message = std::vector<std::string>(3);
 };
-Failure fails_everywhere(const std::string& d, const std::function<descent_status(std::size_t, descent_optimizer*)>& body,
+Failure fails_everywhere(const std::string& d,
+                         const std::function<descent_status(std::size_t, descent_optimizer*)>& body,
                          const std::vector<Param>& m = model()) {
   Failure f;
   fake::World w(3);
-  with_ranks(3, 2, w, [&](std::size_t r, descent_optimizer* opt) {
-    EXPECT_EQ(descent_optimizer_save_gathered(opt, (d + "/before.safetensors").c_str()), DESCENT_OK);
-    f.status[r] = body(r, opt);
-    f.message[r] = descent_optimizer_last_error(opt);
-    EXPECT_EQ(descent_optimizer_save_gathered(opt, (d + "/after.safetensors").c_str()), DESCENT_OK);
-  }, m);
-  EXPECT_EQ(bytes_of(d + "/before.safetensors"), bytes_of(d + "/after.safetensors")) << "state changed";
+  with_ranks(
+      3, 2, w,
+      [&](std::size_t r, descent_optimizer* opt) {
+        EXPECT_EQ(descent_optimizer_save_gathered(opt, (d + "/before.safetensors").c_str()),
+                  DESCENT_OK);
+        f.status[r] = body(r, opt);
+        f.message[r] = descent_optimizer_last_error(opt);
+        EXPECT_EQ(descent_optimizer_save_gathered(opt, (d + "/after.safetensors").c_str()),
+                  DESCENT_OK);
+      },
+      m);
+  EXPECT_EQ(bytes_of(d + "/before.safetensors"), bytes_of(d + "/after.safetensors"))
+      << "state changed";
   for (std::size_t r = 0; r < 3; ++r) EXPECT_NE(f.status[r], DESCENT_OK) << r;
   return f;
 }
@@ -354,14 +367,20 @@ TEST(DistributedCheckpoint, BadInputFailsEveryRankAndChangesNothing) {
   // Other declarations: the plan's fingerprint differs (sharded); the shapes differ (gathered).
   auto other = m;
   other[1].shape = {24, 16};
-  f = fails_everywhere(d, [&](std::size_t, descent_optimizer* opt) {
-    return descent_optimizer_load_sharded(opt, (d + "/good").c_str());
-  }, other);
+  f = fails_everywhere(
+      d,
+      [&](std::size_t, descent_optimizer* opt) {
+        return descent_optimizer_load_sharded(opt, (d + "/good").c_str());
+      },
+      other);
   for (auto s : f.status) EXPECT_EQ(s, DESCENT_ERR_INVALID_ARGUMENT);
   EXPECT_NE(f.message[0].find("partition plan"), std::string::npos) << f.message[0];
-  f = fails_everywhere(d, [&](std::size_t, descent_optimizer* opt) {
-    return descent_optimizer_load_gathered(opt, (d + "/good.safetensors").c_str());
-  }, other);
+  f = fails_everywhere(
+      d,
+      [&](std::size_t, descent_optimizer* opt) {
+        return descent_optimizer_load_gathered(opt, (d + "/good.safetensors").c_str());
+      },
+      other);
   for (auto s : f.status) EXPECT_EQ(s, DESCENT_ERR_SHAPE_MISMATCH);
 
   // Damaged files: a shard's byte flipped (its checksum), a truncated index, a truncated file.
@@ -378,7 +397,8 @@ TEST(DistributedCheckpoint, BadInputFailsEveryRankAndChangesNothing) {
   b[b.size() - 1] ^= 1;
   write_bytes(shard, b);
   const std::vector<unsigned char> index = bytes_of(d + "/good/index.json");
-  write_bytes(d + "/good/index.json", std::vector<unsigned char>(index.begin(), index.begin() + 40));
+  write_bytes(d + "/good/index.json",
+              std::vector<unsigned char>(index.begin(), index.begin() + 40));
   f = fails_everywhere(d, [&](std::size_t, descent_optimizer* opt) {
     return descent_optimizer_load_sharded(opt, (d + "/good").c_str());
   });

@@ -28,10 +28,14 @@ struct Param {
 };
 
 inline std::vector<Param> model() {
-  return {{"embed.weight", DESCENT_FLOAT32, {37, 8}},  {"layers.0.weight", DESCENT_FLOAT32, {16, 24}},
-          {"layers.0.bias", DESCENT_FLOAT32, {24}},    {"layers.1.weight", DESCENT_FLOAT64, {10, 7}},
-          {"scale", DESCENT_FLOAT32, {}},              {"empty", DESCENT_FLOAT32, {0, 3}},
-          {"layers.2.weight", DESCENT_FLOAT32, {9, 5, 3}}, {"head.weight", DESCENT_FLOAT32, {5, 33}}};
+  return {{"embed.weight", DESCENT_FLOAT32, {37, 8}},
+          {"layers.0.weight", DESCENT_FLOAT32, {16, 24}},
+          {"layers.0.bias", DESCENT_FLOAT32, {24}},
+          {"layers.1.weight", DESCENT_FLOAT64, {10, 7}},
+          {"scale", DESCENT_FLOAT32, {}},
+          {"empty", DESCENT_FLOAT32, {0, 3}},
+          {"layers.2.weight", DESCENT_FLOAT32, {9, 5, 3}},
+          {"head.weight", DESCENT_FLOAT32, {5, 33}}};
 }
 
 inline double value(uint64_t seed, uint64_t i) {
@@ -71,12 +75,14 @@ struct Tensors {
 inline descent_optimizer* make_optimizer(const std::string& kind, const std::vector<Param>& m) {
   descent_optimizer* opt = nullptr;
   if (kind == "multi") {
-    EXPECT_EQ(descent_multi_create_muon_adamw(R"({"learning_rate": 0.02})",
-                                              R"({"learning_rate": 0.001})", nullptr, &opt, nullptr, 0),
-              DESCENT_OK);
+    EXPECT_EQ(
+        descent_multi_create_muon_adamw(R"({"learning_rate": 0.02})", R"({"learning_rate": 0.001})",
+                                        nullptr, &opt, nullptr, 0),
+        DESCENT_OK);
   } else {
     EXPECT_EQ(descent_optimizer_create(kind.c_str(), &opt, nullptr, 0), DESCENT_OK);
-    const char* config = kind == "sgd"         ? R"({"learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.01})"
+    const char* config = kind == "sgd"
+                             ? R"({"learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.01})"
                          : kind == "adafactor" ? "{}"
                          : kind == "muon"      ? R"({"learning_rate": 0.02})"
                                                : R"({"learning_rate": 0.01})";
@@ -90,7 +96,8 @@ inline descent_optimizer* make_optimizer(const std::string& kind, const std::vec
 }
 
 // One update through the form `step % 3` selects: by name, by index, flat.
-inline descent_status update(descent_optimizer* opt, const std::vector<Param>& m, Tensors& t, int form) {
+inline descent_status update(descent_optimizer* opt, const std::vector<Param>& m, Tensors& t,
+                             int form) {
   const std::size_t n = m.size();
   std::vector<void*> params(n);
   std::vector<const void*> grads(n);
@@ -101,14 +108,16 @@ inline descent_status update(descent_optimizer* opt, const std::vector<Param>& m
   if (form == 0) {
     std::vector<const char*> names(n);
     for (std::size_t k = 0; k < n; ++k) names[k] = m[k].name.c_str();
-    return descent_optimizer_update(opt, n, names.data(), nullptr, nullptr, params.data(), grads.data());
+    return descent_optimizer_update(opt, n, names.data(), nullptr, nullptr, params.data(),
+                                    grads.data());
   }
   if (form == 1) {
     std::vector<std::size_t> idx(n);
     for (std::size_t k = 0; k < n; ++k) idx[k] = n - 1 - k;  // any order
     std::vector<void*> rp(params.rbegin(), params.rend());
     std::vector<const void*> rg(grads.rbegin(), grads.rend());
-    return descent_optimizer_update_indexed(opt, n, idx.data(), nullptr, nullptr, rp.data(), rg.data());
+    return descent_optimizer_update_indexed(opt, n, idx.data(), nullptr, nullptr, rp.data(),
+                                            rg.data());
   }
   std::size_t size = 0;
   descent_optimizer_flat_size(opt, &size);
@@ -131,7 +140,7 @@ inline descent_status update(descent_optimizer* opt, const std::vector<Param>& m
 constexpr int kSteps = 4;
 
 inline Tensors reference(const std::string& kind, const std::vector<Param>& m, int steps,
-                  std::size_t* state_bytes = nullptr) {
+                         std::size_t* state_bytes = nullptr) {
   Tensors t(m);
   descent_optimizer* opt = make_optimizer(kind, m);
   for (int s = 0; s < steps; ++s) {
@@ -143,8 +152,7 @@ inline Tensors reference(const std::string& kind, const std::vector<Param>& m, i
   return t;
 }
 
-inline const char* const kKinds[] = {"sgd",  "rmsprop", "adagrad",   "adadelta", "adam", "adamw",
-                              "adamax", "lion",  "adafactor", "muon",     "multi"};
-
+inline const char* const kKinds[] = {"sgd",    "rmsprop", "adagrad",   "adadelta", "adam", "adamw",
+                                     "adamax", "lion",    "adafactor", "muon",     "multi"};
 
 }  // namespace distributed_support

@@ -53,7 +53,8 @@ TEST_P(Exactness, BitwiseEqualToSingleProcess) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, Exactness,
-                         ::testing::Combine(::testing::ValuesIn(kKinds), ::testing::Values(1, 2, 3, 4)),
+                         ::testing::Combine(::testing::ValuesIn(kKinds),
+                                            ::testing::Values(1, 2, 3, 4)),
                          [](const auto& info) {
                            return std::string(std::get<0>(info.param)) + "_" +
                                   std::to_string(std::get<1>(info.param)) + "ranks";
@@ -85,12 +86,13 @@ struct Outcome {
   std::vector<std::string> messages;
 };
 
-Outcome run_with(std::size_t world, int steps, fake::World& w,
-                 const std::function<void(std::size_t, int, Tensors&, descent_optimizer*)>& before = nullptr,
-                 const std::string& kind = "adam") {
+Outcome run_with(
+    std::size_t world, int steps, fake::World& w,
+    const std::function<void(std::size_t, int, Tensors&, descent_optimizer*)>& before = nullptr,
+    const std::string& kind = "adam") {
   const auto m = model();
-  Outcome o{std::vector<std::vector<descent_status>>(world), std::vector<Tensors>(world, Tensors(m)),
-            std::vector<std::string>(world)};
+  Outcome o{std::vector<std::vector<descent_status>>(world),
+            std::vector<Tensors>(world, Tensors(m)), std::vector<std::string>(world)};
   fake::run(world, [&](std::size_t r) {
     descent_collectives* c = w.make(r);
     descent_optimizer* opt = make_optimizer(kind, m);
@@ -229,29 +231,33 @@ std::vector<std::pair<descent_status, std::string>> shard_with(
 
 TEST(Distributed, MismatchedDeclarationsAreDetectedOnEveryRank) {
   const auto m = model();
-  auto check = [](const std::vector<std::pair<descent_status, std::string>>& out, const char* what) {
+  auto check = [](const std::vector<std::pair<descent_status, std::string>>& out,
+                  const char* what) {
     for (const auto& [s, msg] : out) {
       EXPECT_EQ(s, DESCENT_ERR_INVALID_ARGUMENT) << msg;
       EXPECT_NE(msg.find(what), std::string::npos) << msg;
     }
   };
-  check(shard_with(3, [&](std::size_t r) {
-          auto mm = m;
-          if (r == 2) mm[1].shape = {16, 25};
-          return make_optimizer("adam", mm);
-        }),
+  check(shard_with(3,
+                   [&](std::size_t r) {
+                     auto mm = m;
+                     if (r == 2) mm[1].shape = {16, 25};
+                     return make_optimizer("adam", mm);
+                   }),
         "shapes");
-  check(shard_with(2, [&](std::size_t r) {
-          auto mm = m;
-          if (r == 1) mm[0].name = "embedding.weight";
-          return make_optimizer("adam", mm);
-        }),
+  check(shard_with(2,
+                   [&](std::size_t r) {
+                     auto mm = m;
+                     if (r == 1) mm[0].name = "embedding.weight";
+                     return make_optimizer("adam", mm);
+                   }),
         "names");
-  check(shard_with(2, [&](std::size_t r) {
-          auto mm = m;
-          if (r == 0) mm.pop_back();
-          return make_optimizer("adam", mm);
-        }),
+  check(shard_with(2,
+                   [&](std::size_t r) {
+                     auto mm = m;
+                     if (r == 0) mm.pop_back();
+                     return make_optimizer("adam", mm);
+                   }),
         "numbers of parameters");
   check(shard_with(2, [&](std::size_t r) { return make_optimizer(r ? "adam" : "adamw", m); }),
         "different kinds");
@@ -270,9 +276,12 @@ TEST(Distributed, ShardBadInput) {
   EXPECT_EQ(descent_collectives_rank(c, &rank, &world, nullptr, 0), DESCENT_OK);
   EXPECT_EQ(rank, 0u);
   EXPECT_EQ(world, 1u);
-  EXPECT_EQ(descent_collectives_rank(nullptr, &rank, &world, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
-  EXPECT_EQ(descent_collectives_set_allgatherv(c, nullptr, nullptr, nullptr, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
-  EXPECT_EQ(descent_collectives_set_allreduce(c, nullptr, nullptr, nullptr, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_collectives_rank(nullptr, &rank, &world, nullptr, 0),
+            DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_collectives_set_allgatherv(c, nullptr, nullptr, nullptr, nullptr, 0),
+            DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_collectives_set_allreduce(c, nullptr, nullptr, nullptr, nullptr, 0),
+            DESCENT_ERR_NULL_ARGUMENT);
   EXPECT_EQ(descent_collectives_set_allreduce(nullptr, nullptr, nullptr, nullptr, nullptr, 0),
             DESCENT_ERR_NULL_ARGUMENT);
   const auto m = model();
@@ -314,7 +323,8 @@ TEST(Distributed, ShardBadInput) {
   bool sharded = false;
   EXPECT_EQ(descent_optimizer_shard_info(opt, &sharded, &rank, &world), DESCENT_OK);
   EXPECT_TRUE(sharded);
-  EXPECT_EQ(descent_optimizer_shard_info(nullptr, &sharded, &rank, &world), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_optimizer_shard_info(nullptr, &sharded, &rank, &world),
+            DESCENT_ERR_NULL_ARGUMENT);
   EXPECT_EQ(descent_optimizer_state_bytes(nullptr, &size, nullptr), DESCENT_ERR_NULL_ARGUMENT);
   // A bad update on one rank: the usual errors, nothing changed.
   EXPECT_EQ(descent_optimizer_update_flat(opt, nullptr, nullptr, 3), DESCENT_ERR_SHAPE_MISMATCH);

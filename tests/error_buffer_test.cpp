@@ -24,9 +24,11 @@ TEST(ErrorBuffer, CreateWritesTheMessageOnlyOnFailure) {
   EXPECT_EQ(opt, nullptr);
   EXPECT_NE(std::string(error).find("'adamz'"), std::string::npos) << error;
   EXPECT_STREQ(error, descent_last_error());  // the thread-local convenience agrees
-  EXPECT_EQ(descent_optimizer_create(nullptr, &opt, error, sizeof error), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_optimizer_create(nullptr, &opt, error, sizeof error),
+            DESCENT_ERR_NULL_ARGUMENT);
   EXPECT_STREQ(error, "kind is NULL");
-  EXPECT_EQ(descent_optimizer_create("adamz", &opt, nullptr, 0), DESCENT_ERR_UNKNOWN_KIND);  // no buffer: fine
+  EXPECT_EQ(descent_optimizer_create("adamz", &opt, nullptr, 0),
+            DESCENT_ERR_UNKNOWN_KIND);  // no buffer: fine
 }
 
 TEST(ErrorBuffer, TruncatedToCapacityAndAlwaysTerminated) {
@@ -46,12 +48,14 @@ TEST(ErrorBuffer, TruncatedToCapacityAndAlwaysTerminated) {
 TEST(ErrorBuffer, EveryHandlelessFunction) {
   char error[DESCENT_ERROR_CAPACITY] = "";
   descent_optimizer* opt = nullptr;
-  EXPECT_EQ(descent_multi_create_muon_adamw("{\"momentum\": \"x\"}", nullptr, nullptr, &opt, error, sizeof error),
+  EXPECT_EQ(descent_multi_create_muon_adamw("{\"momentum\": \"x\"}", nullptr, nullptr, &opt, error,
+                                            sizeof error),
             DESCENT_ERR_WRONG_TYPE);
   EXPECT_NE(std::string(error).find("momentum"), std::string::npos) << error;
   EXPECT_EQ(opt, nullptr);
   double v = 42;
-  EXPECT_EQ(descent_schedule_value("cosine_decay:0.1", 0.0, 3, &v, error, sizeof error), DESCENT_ERR_PARSE);
+  EXPECT_EQ(descent_schedule_value("cosine_decay:0.1", 0.0, 3, &v, error, sizeof error),
+            DESCENT_ERR_PARSE);
   EXPECT_NE(std::string(error).find("cosine_decay"), std::string::npos) << error;
   EXPECT_EQ(v, 42);
   float g[2] = {3, 4};
@@ -78,12 +82,13 @@ TEST(ErrorBuffer, SixteenThreadsFailingAtOnceEachGetTheirOwnMessage) {
       for (int r = 0; r < kRounds; ++r) {
         const std::string tag = "t" + std::to_string(t) + "r" + std::to_string(r);
         descent_optimizer* opt = nullptr;
-        if (descent_optimizer_create(("bad_" + tag).c_str(), &opt, error, sizeof error) != DESCENT_ERR_UNKNOWN_KIND ||
+        if (descent_optimizer_create(("bad_" + tag).c_str(), &opt, error, sizeof error) !=
+                DESCENT_ERR_UNKNOWN_KIND ||
             std::string(error).find("'bad_" + tag + "'") == std::string::npos)
           ++wrong;
         const std::string json = "{\"no_key_" + tag + "\": 1}";
-        if (descent_multi_create_muon_adamw(json.c_str(), nullptr, nullptr, &opt, error, sizeof error) !=
-                DESCENT_ERR_UNKNOWN_KEY ||
+        if (descent_multi_create_muon_adamw(json.c_str(), nullptr, nullptr, &opt, error,
+                                            sizeof error) != DESCENT_ERR_UNKNOWN_KEY ||
             std::string(error).find("no_key_" + tag) == std::string::npos)
           ++wrong;
         const std::string spec = "{\"schedule\": \"" + tag + "\"}";

@@ -28,7 +28,8 @@ class World {
     if (descent_collectives_create(rank, n_, &c, nullptr, 0) != DESCENT_OK) return nullptr;
     auto* ep = new Endpoint{this, rank};
     descent_collectives_set_allgatherv(c, &World::gather_cb, ep, &World::free_ep, nullptr, 0);
-    descent_collectives_set_allreduce(c, &World::reduce_cb, new Endpoint{this, rank}, &World::free_ep, nullptr, 0);
+    descent_collectives_set_allreduce(c, &World::reduce_cb, new Endpoint{this, rank},
+                                      &World::free_ep, nullptr, 0);
     return c;
   }
 

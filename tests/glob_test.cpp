@@ -53,15 +53,18 @@ std::size_t group_of(descent_optimizer* multi, const std::string& name) {
 std::vector<std::size_t> groups(const std::string& glob, bool exclude,
                                 const std::vector<std::string>& names) {
   Handle multi("multi");
-  EXPECT_EQ(descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.1})", nullptr), DESCENT_OK);
-  EXPECT_EQ(descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.1})", nullptr), DESCENT_OK);
+  EXPECT_EQ(descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.1})", nullptr),
+            DESCENT_OK);
+  EXPECT_EQ(descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.1})", nullptr),
+            DESCENT_OK);
   EXPECT_EQ(exclude ? descent_multi_exclude_name(multi, 0, glob.c_str())
                     : descent_multi_filter_name(multi, 0, glob.c_str()),
             DESCENT_OK)
       << descent_optimizer_last_error(multi);
   const int64_t shape[] = {2};
   for (const auto& n : names)
-    EXPECT_EQ(descent_optimizer_add_parameter(multi, n.c_str(), DESCENT_FLOAT32, 1, shape), DESCENT_OK)
+    EXPECT_EQ(descent_optimizer_add_parameter(multi, n.c_str(), DESCENT_FLOAT32, 1, shape),
+              DESCENT_OK)
         << n;
   std::vector<std::size_t> out;
   for (const auto& n : names) out.push_back(group_of(multi, n));
@@ -90,8 +93,8 @@ TEST(Glob, StarMatchesNamesContainingStar) {
         const bool matched = names[i].second;
         // Include: a match goes to group 0. Exclude-only group: a match goes to the fallback.
         const std::size_t want = exclude ? (matched ? 1u : 0u) : (matched ? 0u : 1u);
-        EXPECT_EQ(got[i], want) << (exclude ? "exclude '" : "filter '") << glob << "' vs '"
-                                << ns[i] << "'";
+        EXPECT_EQ(got[i], want) << (exclude ? "exclude '" : "filter '") << glob << "' vs '" << ns[i]
+                                << "'";
       }
     }
   }

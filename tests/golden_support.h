@@ -22,7 +22,9 @@ using descent_test::all_kinds;
 
 using Json = nlohmann::ordered_json;  // keeps the files' key order (MLX's tree order)
 
-inline std::string data_dir() { return DESCENT_TEST_DATA_DIR; }
+inline std::string data_dir() {
+  return DESCENT_TEST_DATA_DIR;
+}
 
 inline Json load(const std::string& path) {
   std::ifstream in(path);
@@ -77,7 +79,8 @@ inline std::vector<double> read_state(descent_optimizer* opt, const std::string&
   descent_dtype dt;
   size_t ndim = 0;
   int64_t shape[DESCENT_MAX_NDIM];
-  if (descent_optimizer_state_info(opt, key.c_str(), &dt, &ndim, shape, DESCENT_MAX_NDIM) != DESCENT_OK)
+  if (descent_optimizer_state_info(opt, key.c_str(), &dt, &ndim, shape, DESCENT_MAX_NDIM) !=
+      DESCENT_OK)
     throw std::runtime_error("state_info(" + key + "): " + descent_optimizer_last_error(opt));
   int64_t n = 1;
   for (size_t i = 0; i < ndim; ++i) n *= shape[i];
@@ -115,8 +118,9 @@ inline void expect_close(const std::string& where, const std::string& key,
                     (std::isnan(e) && std::isnan(got[i]));
     if (!ok && reported++ < 5) {
       ADD_FAILURE() << std::setprecision(17) << where << " key " << key << " index " << i
-                    << ": got " << got[i] << ", expected " << e << " (|diff| " << std::fabs(got[i] - e)
-                    << " > atol " << tol.atol << " + rtol " << tol.rtol << " * |expected|)";
+                    << ": got " << got[i] << ", expected " << e << " (|diff| "
+                    << std::fabs(got[i] - e) << " > atol " << tol.atol << " + rtol " << tol.rtol
+                    << " * |expected|)";
     }
   }
 }
@@ -124,12 +128,14 @@ inline void expect_close(const std::string& where, const std::string& key,
 // Creates and configures the optimizer a case describes; on failure reports and returns NULL.
 inline descent_optimizer* create_for_case(const Json& c) {
   descent_optimizer* opt = nullptr;
-  if (descent_optimizer_create(c.at("optimizer").get<std::string>().c_str(), &opt, nullptr, 0) != DESCENT_OK) {
+  if (descent_optimizer_create(c.at("optimizer").get<std::string>().c_str(), &opt, nullptr, 0) !=
+      DESCENT_OK) {
     ADD_FAILURE() << "create " << c.at("optimizer") << ": " << descent_last_error();
     return nullptr;
   }
   if (descent_optimizer_configure_json(opt, c.at("config").dump().c_str()) != DESCENT_OK) {
-    ADD_FAILURE() << "configure " << c.at("config").dump() << ": " << descent_optimizer_last_error(opt);
+    ADD_FAILURE() << "configure " << c.at("config").dump() << ": "
+                  << descent_optimizer_last_error(opt);
     descent_optimizer_free(opt);
     return nullptr;
   }

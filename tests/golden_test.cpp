@@ -80,15 +80,17 @@ void replay(const std::string& case_name, Form form) {
 
   descent_optimizer* opt = golden::create_for_case(c);
   ASSERT_NE(opt, nullptr);
-  std::unique_ptr<descent_optimizer, void (*)(descent_optimizer*)> guard(opt, descent_optimizer_free);
+  std::unique_ptr<descent_optimizer, void (*)(descent_optimizer*)> guard(opt,
+                                                                         descent_optimizer_free);
 
   std::vector<std::string> names;
   std::map<std::string, golden::CaseTensor> params;
   for (const auto& [name, t] : c.at("params").items()) {
     params.emplace(name, golden::tensor_from(t, dtype));
     const auto& p = params.at(name);
-    ASSERT_EQ(descent_optimizer_add_parameter(opt, name.c_str(), dtype, p.shape.size(), p.shape.data()),
-              DESCENT_OK)
+    ASSERT_EQ(
+        descent_optimizer_add_parameter(opt, name.c_str(), dtype, p.shape.size(), p.shape.data()),
+        DESCENT_OK)
         << descent_optimizer_last_error(opt);
     names.push_back(name);
   }
@@ -112,8 +114,9 @@ void replay(const std::string& case_name, Form form) {
     // by name.
     const Form use = form == Form::Flat && n.size() != names.size() ? Form::ByName : form;
     if (use == Form::ByName) {
-      ASSERT_EQ(descent_optimizer_update(opt, n.size(), n.data(), nullptr, nullptr, pp.data(), gp.data()),
-                DESCENT_OK)
+      ASSERT_EQ(
+          descent_optimizer_update(opt, n.size(), n.data(), nullptr, nullptr, pp.data(), gp.data()),
+          DESCENT_OK)
           << descent_optimizer_last_error(opt);
     } else if (use == Form::ByIndex) {
       std::vector<size_t> idx;
@@ -134,7 +137,8 @@ void replay(const std::string& case_name, Form form) {
         ASSERT_EQ(descent_optimizer_flat_offset(opt, k, &at), DESCENT_OK);
         ASSERT_EQ(at % DESCENT_FLAT_ALIGNMENT, 0u);
         const auto& p = params.at(names[k]);
-        const size_t j = static_cast<size_t>(std::find(n.begin(), n.end(), names[k].c_str()) - n.begin());
+        const size_t j =
+            static_cast<size_t>(std::find(n.begin(), n.end(), names[k].c_str()) - n.begin());
         ASSERT_LE(at + p.bytes.size(), total);
         std::memcpy(fp.data + at, p.bytes.data(), p.bytes.size());
         std::memcpy(fg.data + at, gp[j], p.bytes.size());
@@ -149,14 +153,15 @@ void replay(const std::string& case_name, Form form) {
       }
     }
 
-    const std::string where = case_name + " step " + std::to_string(step + 1) + " (" + form_name(form) + ")";
+    const std::string where =
+        case_name + " step " + std::to_string(step + 1) + " (" + form_name(form) + ")";
     const auto& exp = expected[step];
     for (const auto& [name, t] : exp.at("params").items()) {
       const golden::CaseTensor& got = params.at(name);
       std::vector<double> got_v(got.numel());
       for (int64_t k = 0; k < got.numel(); ++k) got_v[k] = got.at(k);
-      golden::expect_close(where, "params." + name, got_v,
-                           t.at("data").get<std::vector<double>>(), tol);
+      golden::expect_close(where, "params." + name, got_v, t.at("data").get<std::vector<double>>(),
+                           tol);
     }
     std::vector<std::string> keys = golden::state_keys(opt);
     for (const auto& [key, value] : exp.at("state").items()) {
@@ -172,14 +177,16 @@ void replay(const std::string& case_name, Form form) {
       }
     }
     for (const auto& k : keys)
-      EXPECT_TRUE(exp.at("state").contains(k)) << where << ": descent has state key " << k
-                                               << " that MLX does not";
+      EXPECT_TRUE(exp.at("state").contains(k))
+          << where << ": descent has state key " << k << " that MLX does not";
     if (::testing::Test::HasFailure()) return;
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Mlx, GoldenOptimizer, testing::ValuesIn(all_optimizer_cases()),
-                         [](const testing::TestParamInfo<std::string>& info) { return info.param; });
+                         [](const testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 TEST(GoldenData, FileNamesTellTheKind) {
   const auto names = golden_files();

@@ -11,9 +11,12 @@ namespace {
 
 using namespace state_test;
 
-std::string hostile_dir() { return data_dir() + "/hostile"; }
+std::string hostile_dir() {
+  return data_dir() + "/hostile";
+}
 
-// The optimizer every corpus file targets: Adam, learning_rate 0.01, float32 "w" (2, 3) and "b" (3,).
+// The optimizer every corpus file targets: Adam, learning_rate 0.01, float32 "w" (2, 3) and "b"
+// (3,).
 Opt target(bool initialised) {
   Opt opt = create("adam", R"({"learning_rate": 0.01})");
   Model m;
@@ -33,7 +36,9 @@ struct Entry {
   std::string file, status, mention, about;
 };
 // Printed by file name in gtest's messages, not as a byte dump.
-void PrintTo(const Entry& e, std::ostream* os) { *os << e.file; }
+void PrintTo(const Entry& e, std::ostream* os) {
+  *os << e.file;
+}
 
 std::vector<Entry> manifest() {
   std::vector<Entry> out;
@@ -50,8 +55,9 @@ void check_load(descent_optimizer* opt, const Bytes& bytes, const std::string* p
   const auto state = state_snapshot(opt);
   const auto hyper = hyper_snapshot(opt);
   descent_optimizer_set_double(opt, "__no_such_key__", 0);  // leaves a message to be replaced
-  const descent_status got = path ? descent_optimizer_load(opt, path->c_str())
-                                  : descent_optimizer_load_from_buffer(opt, bytes.data(), bytes.size());
+  const descent_status got =
+      path ? descent_optimizer_load(opt, path->c_str())
+           : descent_optimizer_load_from_buffer(opt, bytes.data(), bytes.size());
   EXPECT_EQ(descent_status_name(got), status) << descent_optimizer_last_error(opt);
   if (got == DESCENT_OK) {
     EXPECT_EQ(step_of(opt), 7u);
@@ -62,7 +68,8 @@ void check_load(descent_optimizer* opt, const Bytes& bytes, const std::string* p
   EXPECT_NE(message.find(mention), std::string::npos)
       << "message does not mention \"" << mention << "\": " << message;
   if (path) {
-    EXPECT_NE(message.find(*path), std::string::npos) << "message does not name the file: " << message;
+    EXPECT_NE(message.find(*path), std::string::npos)
+        << "message does not name the file: " << message;
   }
   EXPECT_EQ(message, descent_last_error());
   EXPECT_EQ(state_snapshot(opt), state) << "state changed";
@@ -100,7 +107,8 @@ TEST(HostileStateCorpus, EveryFileIsListedAndDocumented) {
   EXPECT_GE(listed.size(), 90u);
   const Bytes readme = read_bytes(hostile_dir() + "/README.md");
   const std::string text(readme.begin(), readme.end());
-  for (const auto& f : listed) EXPECT_NE(text.find(f), std::string::npos) << f << " not in README.md";
+  for (const auto& f : listed)
+    EXPECT_NE(text.find(f), std::string::npos) << f << " not in README.md";
 }
 
 // Every proper prefix of a valid file is refused (CORRUPT) and changes nothing.
@@ -111,8 +119,10 @@ TEST(HostileStateCorpus, EveryTruncationIsRefused) {
     const auto state = state_snapshot(opt.get());
     for (std::size_t n = 0; n < full.size(); ++n) {
       const Bytes cut(full.begin(), full.begin() + static_cast<long>(n));
-      const descent_status s = descent_optimizer_load_from_buffer(opt.get(), cut.data(), cut.size());
-      ASSERT_EQ(s, DESCENT_ERR_CORRUPT) << name << " cut to " << n << " bytes: " << descent_status_name(s);
+      const descent_status s =
+          descent_optimizer_load_from_buffer(opt.get(), cut.data(), cut.size());
+      ASSERT_EQ(s, DESCENT_ERR_CORRUPT)
+          << name << " cut to " << n << " bytes: " << descent_status_name(s);
     }
     EXPECT_EQ(state_snapshot(opt.get()), state);
   }
@@ -125,13 +135,15 @@ TEST(HostileStateCorpus, SingleByteCorruptionsLoadOrFailCleanly) {
     const Bytes full = read_bytes(hostile_dir() + "/" + name);
     std::size_t refused = 0, loaded = 0;
     for (std::size_t i = 0; i < full.size(); ++i) {
-      for (const unsigned char v : {0x00, 0x22, 0x5b, 0x7b, 0xff, static_cast<int>(full[i] ^ 0x01)}) {
+      for (const unsigned char v :
+           {0x00, 0x22, 0x5b, 0x7b, 0xff, static_cast<int>(full[i] ^ 0x01)}) {
         if (v == full[i]) continue;
         Bytes bad = full;
         bad[i] = v;
         Opt opt = target(true);
         const auto state = state_snapshot(opt.get());
-        const descent_status s = descent_optimizer_load_from_buffer(opt.get(), bad.data(), bad.size());
+        const descent_status s =
+            descent_optimizer_load_from_buffer(opt.get(), bad.data(), bad.size());
         if (s == DESCENT_OK) {
           ++loaded;  // e.g. a changed data byte: still a valid file
         } else {
@@ -155,7 +167,8 @@ TEST(HostileStateCorpus, HeaderOverTheSizeLimit) {
   big[8 + n - 1] = '}';
   Opt opt = target(true);
   const auto state = state_snapshot(opt.get());
-  EXPECT_EQ(descent_optimizer_load_from_buffer(opt.get(), big.data(), big.size()), DESCENT_ERR_CORRUPT);
+  EXPECT_EQ(descent_optimizer_load_from_buffer(opt.get(), big.data(), big.size()),
+            DESCENT_ERR_CORRUPT);
   EXPECT_NE(std::string(descent_optimizer_last_error(opt.get())).find("limit"), std::string::npos)
       << descent_optimizer_last_error(opt.get());
   EXPECT_EQ(state_snapshot(opt.get()), state);

@@ -17,13 +17,17 @@ using api_test::Handle;
 struct Default {
   std::string name;
   descent_value_type type;
-  double number = 0;             // DOUBLE
-  bool flag = false;             // BOOL
-  std::vector<double> array{};   // DOUBLE_ARRAY
+  double number = 0;            // DOUBLE
+  bool flag = false;            // BOOL
+  std::vector<double> array{};  // DOUBLE_ARRAY
 };
 
-Default dbl(const char* n, double v) { return {n, DESCENT_VALUE_DOUBLE, v, false, {}}; }
-Default boolean(const char* n, bool v) { return {n, DESCENT_VALUE_BOOL, 0, v, {}}; }
+Default dbl(const char* n, double v) {
+  return {n, DESCENT_VALUE_DOUBLE, v, false, {}};
+}
+Default boolean(const char* n, bool v) {
+  return {n, DESCENT_VALUE_BOOL, 0, v, {}};
+}
 Default arr(const char* n, std::vector<double> v) {
   return {n, DESCENT_VALUE_DOUBLE_ARRAY, 0, false, std::move(v)};
 }
@@ -81,7 +85,8 @@ TEST_P(Hyperparameters, DefaultsMatchMlx) {
         for (size_t i = 0; i < n; ++i) EXPECT_EQ(v[i], d.array[i]) << "element " << i;
         break;
       }
-      default: FAIL() << "unexpected type";
+      default:
+        FAIL() << "unexpected type";
     }
   }
   // MLX has no default learning rate: it is unset until given.
@@ -117,7 +122,8 @@ TEST_P(Hyperparameters, EnumerationListsEveryKeyLearningRateFirst) {
     EXPECT_EQ(names, expected);
   } else {
     EXPECT_EQ(names.front(), "learning_rate");
-    EXPECT_EQ(std::set<std::string>(names.begin(), names.end()).size(), names.size()) << "a key twice";
+    EXPECT_EQ(std::set<std::string>(names.begin(), names.end()).size(), names.size())
+        << "a key twice";
   }
   // Names are owned by the library and stay valid across calls on the handle.
   const char* first = nullptr;
@@ -164,7 +170,8 @@ TEST_P(Hyperparameters, EveryKeyRoundTripsThroughItsSetter) {
         EXPECT_EQ(v[1], 0.75);
         break;
       }
-      default: FAIL();
+      default:
+        FAIL();
     }
     // The type does not change by setting.
     descent_value_type type = DESCENT_VALUE_NONE;
@@ -201,14 +208,17 @@ TEST_P(Hyperparameters, IntAcceptedForDouble) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllKinds, Hyperparameters, ::testing::ValuesIn(api_test::rule_kinds()),
-                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 // ---- JSON ---------------------------------------------------------------------------------------
 
 TEST(HyperparameterJson, HeaderExampleApplies) {
   Handle h("adamw");
-  DESCENT_ASSERT_OK(h, descent_optimizer_configure_json(
-                           h, R"({"learning_rate": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.01})"));
+  DESCENT_ASSERT_OK(
+      h, descent_optimizer_configure_json(
+             h, R"({"learning_rate": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.01})"));
   double lr = 0, wd = 0, betas[2] = {0, 0};
   size_t n = 0;
   DESCENT_ASSERT_OK(h, descent_optimizer_get_double(h, "learning_rate", &lr));
@@ -223,8 +233,8 @@ TEST(HyperparameterJson, HeaderExampleApplies) {
 
 TEST(HyperparameterJson, EveryTypeAndIntegerArrays) {
   Handle h("adam");
-  DESCENT_ASSERT_OK(h, descent_optimizer_configure_json(
-                           h, R"({"learning_rate": 1, "betas": [0, 0.5], "eps": 0,
+  DESCENT_ASSERT_OK(
+      h, descent_optimizer_configure_json(h, R"({"learning_rate": 1, "betas": [0, 0.5], "eps": 0,
                                  "bias_correction": true})"));
   double lr = 0, eps = 1, betas[2] = {1, 1};
   size_t n = 0;
@@ -258,7 +268,8 @@ TEST(HyperparameterLearningRate, HeldAsFloat32) {
       DESCENT_ASSERT_OK(h, descent_optimizer_get_double(h, "learning_rate", &got));
       EXPECT_EQ(got, static_cast<double>(static_cast<float>(v))) << v;
       float state = 0;
-      DESCENT_ASSERT_OK(h, descent_optimizer_state_get(h, "learning_rate", DESCENT_FLOAT32, &state, 1));
+      DESCENT_ASSERT_OK(
+          h, descent_optimizer_state_get(h, "learning_rate", DESCENT_FLOAT32, &state, 1));
       EXPECT_EQ(state, static_cast<float>(v));
     }
     DESCENT_ASSERT_OK(h, descent_optimizer_configure_json(h, R"({"learning_rate": 0.1})"));

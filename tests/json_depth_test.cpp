@@ -22,9 +22,11 @@ TEST(JsonDepth, ConfigureJsonRefusesDeepNesting) {
     ASSERT_EQ(descent_optimizer_configure_json(opt, "{\"learning_rate\": 0.5}"), DESCENT_OK)
         << descent_optimizer_last_error(opt);
     // An object at depth 2 goes to the schedule parser, an array to the value parser.
-    EXPECT_EQ(descent_optimizer_configure_json(opt, nested_learning_rate(100000).c_str()), DESCENT_ERR_PARSE)
+    EXPECT_EQ(descent_optimizer_configure_json(opt, nested_learning_rate(100000).c_str()),
+              DESCENT_ERR_PARSE)
         << kind;
-    EXPECT_NE(std::string(descent_optimizer_last_error(opt)).find("nested deeper"), std::string::npos)
+    EXPECT_NE(std::string(descent_optimizer_last_error(opt)).find("nested deeper"),
+              std::string::npos)
         << descent_optimizer_last_error(opt);
     std::string objects = "{\"learning_rate\": ";
     for (int i = 0; i < 100000; ++i) objects += "{\"a\": ";

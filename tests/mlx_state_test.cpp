@@ -40,7 +40,8 @@ TEST_P(MlxState, LoadsAndContinuesLikeMlx) {
   descent_optimizer* raw = nullptr;
   const descent_status created = descent_optimizer_create(kind.c_str(), &raw, nullptr, 0);
   ASSERT_EQ(created, DESCENT_OK) << descent_last_error();
-  std::unique_ptr<descent_optimizer, void (*)(descent_optimizer*)> guard(raw, descent_optimizer_free);
+  std::unique_ptr<descent_optimizer, void (*)(descent_optimizer*)> guard(raw,
+                                                                         descent_optimizer_free);
   descent_optimizer* opt = raw;
   ASSERT_EQ(descent_optimizer_configure_json(opt, c.at("config").dump().c_str()), DESCENT_OK)
       << descent_optimizer_last_error(opt);
@@ -50,13 +51,15 @@ TEST_P(MlxState, LoadsAndContinuesLikeMlx) {
   for (const auto& [name, t] : c.at("params_at_save").items()) {
     params.emplace(name, golden::tensor_from(t, dtype));
     const auto& p = params.at(name);
-    ASSERT_EQ(descent_optimizer_add_parameter(opt, name.c_str(), dtype, p.shape.size(), p.shape.data()),
-              DESCENT_OK)
+    ASSERT_EQ(
+        descent_optimizer_add_parameter(opt, name.c_str(), dtype, p.shape.size(), p.shape.data()),
+        DESCENT_OK)
         << descent_optimizer_last_error(opt);
     names.push_back(name);
   }
   const std::string state_file = dir + c.at("state_file").get<std::string>();
-  ASSERT_EQ(descent_optimizer_load(opt, state_file.c_str()), DESCENT_OK) << descent_optimizer_last_error(opt);
+  ASSERT_EQ(descent_optimizer_load(opt, state_file.c_str()), DESCENT_OK)
+      << descent_optimizer_last_error(opt);
   EXPECT_EQ(golden::read_state(opt, "step").at(0), c.at("steps_before_save").get<double>());
 
   const auto& continuation = c.at("continuation");
@@ -74,8 +77,9 @@ TEST_P(MlxState, LoadsAndContinuesLikeMlx) {
       pp.push_back(params.at(name).bytes.data());
       gp.push_back(g[i++].bytes.data());
     }
-    ASSERT_EQ(descent_optimizer_update(opt, n.size(), n.data(), nullptr, nullptr, pp.data(), gp.data()),
-              DESCENT_OK)
+    ASSERT_EQ(
+        descent_optimizer_update(opt, n.size(), n.data(), nullptr, nullptr, pp.data(), gp.data()),
+        DESCENT_OK)
         << descent_optimizer_last_error(opt);
 
     const std::string where = GetParam() + " continuation step " + std::to_string(step + 1);
@@ -83,11 +87,13 @@ TEST_P(MlxState, LoadsAndContinuesLikeMlx) {
       const golden::CaseTensor& got = params.at(name);
       std::vector<double> v(static_cast<std::size_t>(got.numel()));
       for (int64_t k = 0; k < got.numel(); ++k) v[static_cast<std::size_t>(k)] = got.at(k);
-      golden::expect_close(where, "params." + name, v, t.at("data").get<std::vector<double>>(), tol);
+      golden::expect_close(where, "params." + name, v, t.at("data").get<std::vector<double>>(),
+                           tol);
     }
     const std::vector<std::string> keys = golden::state_keys(opt);
     for (const auto& [key, value] : s.at("state").items()) {
-      ASSERT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << where << ": no state " << key;
+      ASSERT_NE(std::find(keys.begin(), keys.end(), key), keys.end())
+          << where << ": no state " << key;
       const std::vector<double> got = golden::read_state(opt, key);
       if (key == "step")
         EXPECT_EQ(got.at(0), value.get<double>()) << where;
@@ -97,14 +103,19 @@ TEST_P(MlxState, LoadsAndContinuesLikeMlx) {
         golden::expect_close(where, key, got, value.at("data").get<std::vector<double>>(), tol);
     }
     for (const auto& k : keys)
-      EXPECT_TRUE(s.at("state").contains(k)) << where << ": descent has state " << k << " that MLX does not";
+      EXPECT_TRUE(s.at("state").contains(k))
+          << where << ": descent has state " << k << " that MLX does not";
     if (HasFailure()) return;
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Mlx, MlxState, testing::ValuesIn(mlx_state_cases()),
-                         [](const testing::TestParamInfo<std::string>& info) { return info.param; });
+                         [](const testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
-TEST(MlxStateCases, AllPresent) { EXPECT_EQ(mlx_state_cases().size(), 4u); }
+TEST(MlxStateCases, AllPresent) {
+  EXPECT_EQ(mlx_state_cases().size(), 4u);
+}
 
 }  // namespace

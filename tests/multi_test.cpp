@@ -26,7 +26,8 @@ std::size_t group_of(descent_optimizer* multi, const char* name) {
 
 descent_optimizer* group_handle(descent_optimizer* multi, std::size_t index) {
   descent_optimizer* g = nullptr;
-  EXPECT_EQ(descent_multi_group(multi, index, &g), DESCENT_OK) << descent_optimizer_last_error(multi);
+  EXPECT_EQ(descent_multi_group(multi, index, &g), DESCENT_OK)
+      << descent_optimizer_last_error(multi);
   return g;
 }
 
@@ -77,13 +78,15 @@ Model mlx_test_model() {
 Handle adam_sgd_multi() {
   Handle multi("multi");
   std::size_t index = 99;
-  EXPECT_EQ(descent_multi_add_group(multi, "adam", R"({"learning_rate": 1e-3})", &index), DESCENT_OK)
+  EXPECT_EQ(descent_multi_add_group(multi, "adam", R"({"learning_rate": 1e-3})", &index),
+            DESCENT_OK)
       << descent_optimizer_last_error(multi);
   EXPECT_EQ(index, 0u);
   EXPECT_EQ(descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.1})", &index), DESCENT_OK)
       << descent_optimizer_last_error(multi);
   EXPECT_EQ(index, 1u);
-  EXPECT_EQ(descent_multi_filter_ndim(multi, 0, 2, -1), DESCENT_OK) << descent_optimizer_last_error(multi);
+  EXPECT_EQ(descent_multi_filter_ndim(multi, 0, 2, -1), DESCENT_OK)
+      << descent_optimizer_last_error(multi);
   return multi;
 }
 
@@ -106,9 +109,9 @@ TEST(Multi, MlxTestMultiOptimizer) {
   EXPECT_EQ(api_test::state_keys(multi).size(), 13u);
   // The key order is MLX's: group by group, step and learning_rate first, then the parameters in
   // declaration order.
-  const std::vector<std::string> expected_adam = {"step",          "learning_rate", "l1.weight.m",
-                                                  "l1.weight.v",   "l2.weight.m",   "l2.weight.v",
-                                                  "vals.0.weight.m", "vals.0.weight.v"};
+  const std::vector<std::string> expected_adam = {
+      "step",        "learning_rate", "l1.weight.m",     "l1.weight.v",
+      "l2.weight.m", "l2.weight.v",   "vals.0.weight.m", "vals.0.weight.v"};
   EXPECT_EQ(adam, expected_adam);
   const std::vector<std::string> expected_sgd = {"step", "learning_rate", "l1.bias.v", "l2.bias.v",
                                                  "vals.0.bias.v"};
@@ -121,8 +124,10 @@ TEST(Multi, MlxTestMultiOptimizer) {
 TEST(Multi, MlxParameterlessLayersMuonAdamw) {
   // Sequential(Linear(4,4), ReLU(), Linear(4,4)) with [Muon(0.01), AdamW(0.01)], filter ndim >= 2.
   Handle multi("multi");
-  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "muon", R"({"learning_rate": 0.01})", nullptr));
-  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "adamw", R"({"learning_rate": 0.01})", nullptr));
+  DESCENT_ASSERT_OK(multi,
+                    descent_multi_add_group(multi, "muon", R"({"learning_rate": 0.01})", nullptr));
+  DESCENT_ASSERT_OK(multi,
+                    descent_multi_add_group(multi, "adamw", R"({"learning_rate": 0.01})", nullptr));
   DESCENT_ASSERT_OK(multi, descent_multi_filter_ndim(multi, 0, 2, -1));
   Model model;
   model.add("layers.0.weight", DESCENT_FLOAT32, {4, 4})
@@ -147,14 +152,16 @@ TEST(Multi, MlxParameterlessLayersMuonAdamw) {
 TEST(Multi, FirstMatchingGroupWinsAndTheLastIsTheFallback) {
   Handle multi("multi");
   for (const char* kind : {"adam", "lion", "sgd"})
-    DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, kind, R"({"learning_rate": 0.01})", nullptr));
+    DESCENT_ASSERT_OK(multi,
+                      descent_multi_add_group(multi, kind, R"({"learning_rate": 0.01})", nullptr));
   DESCENT_ASSERT_OK(multi, descent_multi_filter_name(multi, 0, "*.weight"));
   DESCENT_ASSERT_OK(multi, descent_multi_filter_name(multi, 1, "layers.*"));
   Model model;
-  model.add("layers.0.weight", DESCENT_FLOAT32, {3, 2})  // both 0 and 1 match: 0
-      .add("layers.0.bias", DESCENT_FLOAT32, {3})        // 1
-      .add("head.bias", DESCENT_FLOAT64, {2})            // neither: the fallback
-      .add("head.weight", DESCENT_FLOAT64, {2, 3});      // 0
+  model
+      .add("layers.0.weight", DESCENT_FLOAT32, {3, 2})  // both 0 and 1 match: 0
+      .add("layers.0.bias", DESCENT_FLOAT32, {3})       // 1
+      .add("head.bias", DESCENT_FLOAT64, {2})           // neither: the fallback
+      .add("head.weight", DESCENT_FLOAT64, {2, 3});     // 0
   DESCENT_ASSERT_OK(multi, model.declare(multi));
   // Before init the filters are evaluated on request ...
   EXPECT_EQ(group_of(multi, "layers.0.weight"), 0u);
@@ -165,12 +172,15 @@ TEST(Multi, FirstMatchingGroupWinsAndTheLastIsTheFallback) {
   // ... and after it the assignment is fixed and shows in the state.
   EXPECT_EQ(group_of(multi, "head.bias"), 2u);
   EXPECT_EQ(group_keys(multi, 0),
-            (std::vector<std::string>{"step", "learning_rate", "layers.0.weight.m", "layers.0.weight.v",
-                                      "head.weight.m", "head.weight.v"}));
-  EXPECT_EQ(group_keys(multi, 1), (std::vector<std::string>{"step", "learning_rate", "layers.0.bias.m"}));
-  EXPECT_EQ(group_keys(multi, 2), (std::vector<std::string>{"step", "learning_rate", "head.bias.v"}));
+            (std::vector<std::string>{"step", "learning_rate", "layers.0.weight.m",
+                                      "layers.0.weight.v", "head.weight.m", "head.weight.v"}));
+  EXPECT_EQ(group_keys(multi, 1),
+            (std::vector<std::string>{"step", "learning_rate", "layers.0.bias.m"}));
+  EXPECT_EQ(group_keys(multi, 2),
+            (std::vector<std::string>{"step", "learning_rate", "head.bias.v"}));
   std::size_t count = 0;
-  DESCENT_ASSERT_OK(group_handle(multi, 0), descent_optimizer_parameter_count(group_handle(multi, 0), &count));
+  DESCENT_ASSERT_OK(group_handle(multi, 0),
+                    descent_optimizer_parameter_count(group_handle(multi, 0), &count));
   EXPECT_EQ(count, 2u);
   DESCENT_ASSERT_OK(multi, descent_optimizer_parameter_count(multi, &count));
   EXPECT_EQ(count, 4u);
@@ -178,35 +188,50 @@ TEST(Multi, FirstMatchingGroupWinsAndTheLastIsTheFallback) {
 
 TEST(Multi, GlobFilters) {
   Handle multi("multi");
-  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "adam", R"({"learning_rate": 0.01})", nullptr));
-  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.01})", nullptr));
-  DESCENT_ASSERT_OK(multi, descent_multi_filter_name(multi, 0, "blocks.*"));       // prefix
-  DESCENT_ASSERT_OK(multi, descent_multi_filter_name(multi, 0, "*.scale"));        // suffix
-  DESCENT_ASSERT_OK(multi, descent_multi_filter_name(multi, 0, "layer?.w"));       // one character
-  DESCENT_ASSERT_OK(multi, descent_multi_filter_name(multi, 0, "exact.name"));     // exact
-  DESCENT_ASSERT_OK(multi, descent_multi_filter_name(multi, 0, "a*b*c"));          // several stars
+  DESCENT_ASSERT_OK(multi,
+                    descent_multi_add_group(multi, "adam", R"({"learning_rate": 0.01})", nullptr));
+  DESCENT_ASSERT_OK(multi,
+                    descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.01})", nullptr));
+  DESCENT_ASSERT_OK(multi, descent_multi_filter_name(multi, 0, "blocks.*"));    // prefix
+  DESCENT_ASSERT_OK(multi, descent_multi_filter_name(multi, 0, "*.scale"));     // suffix
+  DESCENT_ASSERT_OK(multi, descent_multi_filter_name(multi, 0, "layer?.w"));    // one character
+  DESCENT_ASSERT_OK(multi, descent_multi_filter_name(multi, 0, "exact.name"));  // exact
+  DESCENT_ASSERT_OK(multi, descent_multi_filter_name(multi, 0, "a*b*c"));       // several stars
   const int64_t shape[] = {2};
-  const std::vector<std::pair<const char*, std::size_t>> cases = {
-      {"blocks.0.attn.weight", 0}, {"blocks", 1},       {"xblocks.0", 1},    {"norm.scale", 0},
-      {"scale", 1},                {"layer1.w", 0},     {"layer10.w", 1},    {"layer.w", 1},
-      {"exact.name", 0},           {"exact.names", 1},  {"xexact.name", 1},  {"abc", 0},
-      {"a.b.c", 0},                {"aXbYbZc", 0},      {"acb", 1},          {"a*b", 1}};
+  const std::vector<std::pair<const char*, std::size_t>> cases = {{"blocks.0.attn.weight", 0},
+                                                                  {"blocks", 1},
+                                                                  {"xblocks.0", 1},
+                                                                  {"norm.scale", 0},
+                                                                  {"scale", 1},
+                                                                  {"layer1.w", 0},
+                                                                  {"layer10.w", 1},
+                                                                  {"layer.w", 1},
+                                                                  {"exact.name", 0},
+                                                                  {"exact.names", 1},
+                                                                  {"xexact.name", 1},
+                                                                  {"abc", 0},
+                                                                  {"a.b.c", 0},
+                                                                  {"aXbYbZc", 0},
+                                                                  {"acb", 1},
+                                                                  {"a*b", 1}};
   for (const auto& [name, group] : cases)
-    DESCENT_ASSERT_OK(multi, descent_optimizer_add_parameter(multi, name, DESCENT_FLOAT32, 1, shape));
+    DESCENT_ASSERT_OK(multi,
+                      descent_optimizer_add_parameter(multi, name, DESCENT_FLOAT32, 1, shape));
   for (const auto& [name, group] : cases) EXPECT_EQ(group_of(multi, name), group) << name;
 }
 
 TEST(Multi, NdimFilters) {
   Handle multi("multi");
   for (const char* kind : {"adam", "adamw", "sgd"})
-    DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, kind, R"({"learning_rate": 0.01})", nullptr));
-  DESCENT_ASSERT_OK(multi, descent_multi_filter_ndim(multi, 0, 0, 0));   // scalars
-  DESCENT_ASSERT_OK(multi, descent_multi_filter_ndim(multi, 1, 2, 3));   // 2-D and 3-D
+    DESCENT_ASSERT_OK(multi,
+                      descent_multi_add_group(multi, kind, R"({"learning_rate": 0.01})", nullptr));
+  DESCENT_ASSERT_OK(multi, descent_multi_filter_ndim(multi, 0, 0, 0));  // scalars
+  DESCENT_ASSERT_OK(multi, descent_multi_filter_ndim(multi, 1, 2, 3));  // 2-D and 3-D
   const int64_t shape[] = {2, 2, 2, 2};
   for (std::size_t ndim = 0; ndim <= 4; ++ndim) {
     const std::string name = "p" + std::to_string(ndim);
-    DESCENT_ASSERT_OK(multi, descent_optimizer_add_parameter(multi, name.c_str(), DESCENT_FLOAT32, ndim,
-                                                             ndim ? shape : nullptr));
+    DESCENT_ASSERT_OK(multi, descent_optimizer_add_parameter(multi, name.c_str(), DESCENT_FLOAT32,
+                                                             ndim, ndim ? shape : nullptr));
   }
   EXPECT_EQ(group_of(multi, "p0"), 0u);
   EXPECT_EQ(group_of(multi, "p1"), 2u);
@@ -217,20 +242,28 @@ TEST(Multi, NdimFilters) {
 
 TEST(Multi, ExcludeRejectsWhatTheIncludesAccept) {
   Handle multi("multi");
-  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "adam", R"({"learning_rate": 0.01})", nullptr));
-  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "lion", R"({"learning_rate": 0.01})", nullptr));
-  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.01})", nullptr));
+  DESCENT_ASSERT_OK(multi,
+                    descent_multi_add_group(multi, "adam", R"({"learning_rate": 0.01})", nullptr));
+  DESCENT_ASSERT_OK(multi,
+                    descent_multi_add_group(multi, "lion", R"({"learning_rate": 0.01})", nullptr));
+  DESCENT_ASSERT_OK(multi,
+                    descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.01})", nullptr));
   DESCENT_ASSERT_OK(multi, descent_multi_filter_ndim(multi, 0, 2, -1));
   DESCENT_ASSERT_OK(multi, descent_multi_exclude_name(multi, 0, "*embed*"));
   DESCENT_ASSERT_OK(multi, descent_multi_exclude_name(multi, 0, "head.*"));
   // A group with excludes only includes everything else.
   DESCENT_ASSERT_OK(multi, descent_multi_exclude_name(multi, 1, "*.bias"));
   const int64_t mat[] = {3, 4}, vec[] = {4};
-  DESCENT_ASSERT_OK(multi, descent_optimizer_add_parameter(multi, "tok_embed.weight", DESCENT_FLOAT32, 2, mat));
-  DESCENT_ASSERT_OK(multi, descent_optimizer_add_parameter(multi, "head.weight", DESCENT_FLOAT32, 2, mat));
-  DESCENT_ASSERT_OK(multi, descent_optimizer_add_parameter(multi, "fc.weight", DESCENT_FLOAT32, 2, mat));
-  DESCENT_ASSERT_OK(multi, descent_optimizer_add_parameter(multi, "fc.bias", DESCENT_FLOAT32, 1, vec));
-  DESCENT_ASSERT_OK(multi, descent_optimizer_add_parameter(multi, "norm.scale", DESCENT_FLOAT32, 1, vec));
+  DESCENT_ASSERT_OK(
+      multi, descent_optimizer_add_parameter(multi, "tok_embed.weight", DESCENT_FLOAT32, 2, mat));
+  DESCENT_ASSERT_OK(multi,
+                    descent_optimizer_add_parameter(multi, "head.weight", DESCENT_FLOAT32, 2, mat));
+  DESCENT_ASSERT_OK(multi,
+                    descent_optimizer_add_parameter(multi, "fc.weight", DESCENT_FLOAT32, 2, mat));
+  DESCENT_ASSERT_OK(multi,
+                    descent_optimizer_add_parameter(multi, "fc.bias", DESCENT_FLOAT32, 1, vec));
+  DESCENT_ASSERT_OK(multi,
+                    descent_optimizer_add_parameter(multi, "norm.scale", DESCENT_FLOAT32, 1, vec));
   EXPECT_EQ(group_of(multi, "tok_embed.weight"), 1u);
   EXPECT_EQ(group_of(multi, "head.weight"), 1u);
   EXPECT_EQ(group_of(multi, "fc.weight"), 0u);
@@ -252,23 +285,29 @@ descent_status contains_needle(const char* name, size_t ndim, const int64_t* sha
   return DESCENT_OK;
 }
 
-void count_free(void* user_data) { ++static_cast<CallbackData*>(user_data)->frees; }
+void count_free(void* user_data) {
+  ++static_cast<CallbackData*>(user_data)->frees;
+}
 
 TEST(Multi, CallbackFilterUserDataIsFreedOnce) {
   CallbackData data{"attn", 0, 0};
   CallbackData rejected{"never", 0, 0};
   {
     Handle multi("multi");
-    DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "adam", R"({"learning_rate": 0.01})", nullptr));
-    DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.01})", nullptr));
+    DESCENT_ASSERT_OK(
+        multi, descent_multi_add_group(multi, "adam", R"({"learning_rate": 0.01})", nullptr));
+    DESCENT_ASSERT_OK(multi,
+                      descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.01})", nullptr));
     // A failed call leaves user_data with the caller: not freed, now or later.
     EXPECT_EQ(descent_multi_filter_callback(multi, 5, contains_needle, &rejected, count_free),
               DESCENT_ERR_INVALID_ARGUMENT);
     EXPECT_EQ(descent_multi_filter_callback(multi, 0, nullptr, &rejected, count_free),
               DESCENT_ERR_NULL_ARGUMENT);
-    DESCENT_ASSERT_OK(multi, descent_multi_filter_callback(multi, 0, contains_needle, &data, count_free));
+    DESCENT_ASSERT_OK(multi,
+                      descent_multi_filter_callback(multi, 0, contains_needle, &data, count_free));
     Model model;
-    model.add("blocks.0.attn.q", DESCENT_FLOAT32, {2, 2}).add("blocks.0.mlp", DESCENT_FLOAT32, {2, 2});
+    model.add("blocks.0.attn.q", DESCENT_FLOAT32, {2, 2})
+        .add("blocks.0.mlp", DESCENT_FLOAT32, {2, 2});
     model.fill_params(4);
     model.fill_grads(5);
     DESCENT_ASSERT_OK(multi, model.declare(multi));
@@ -297,9 +336,12 @@ TEST(Multi, CallbackFilterUserDataIsFreedOnce) {
 TEST(Multi, CallbackFilterWithoutFreeFunction) {
   CallbackData data{"w", 0, 0};
   Handle multi("multi");
-  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "adam", R"({"learning_rate": 0.01})", nullptr));
-  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.01})", nullptr));
-  DESCENT_ASSERT_OK(multi, descent_multi_filter_callback(multi, 0, contains_needle, &data, nullptr));
+  DESCENT_ASSERT_OK(multi,
+                    descent_multi_add_group(multi, "adam", R"({"learning_rate": 0.01})", nullptr));
+  DESCENT_ASSERT_OK(multi,
+                    descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.01})", nullptr));
+  DESCENT_ASSERT_OK(multi,
+                    descent_multi_filter_callback(multi, 0, contains_needle, &data, nullptr));
   const int64_t shape[] = {2};
   DESCENT_ASSERT_OK(multi, descent_optimizer_add_parameter(multi, "w", DESCENT_FLOAT32, 1, shape));
   DESCENT_ASSERT_OK(multi, descent_optimizer_add_parameter(multi, "b", DESCENT_FLOAT32, 1, shape));
@@ -312,8 +354,10 @@ TEST(Multi, CallbackFilterWithoutFreeFunction) {
 TEST(Multi, EmptyGroupIsFineAndStillSteps) {
   // MLX raises IndexError when a filter matches nothing; descent accepts the empty group.
   Handle multi("multi");
-  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "adam", R"({"learning_rate": 0.01})", nullptr));
-  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.01})", nullptr));
+  DESCENT_ASSERT_OK(multi,
+                    descent_multi_add_group(multi, "adam", R"({"learning_rate": 0.01})", nullptr));
+  DESCENT_ASSERT_OK(multi,
+                    descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.01})", nullptr));
   DESCENT_ASSERT_OK(multi, descent_multi_filter_name(multi, 0, "no_such_parameter*"));
   Model model = mlx_test_model();
   DESCENT_ASSERT_OK(multi, model.declare(multi));
@@ -328,7 +372,8 @@ TEST(Multi, EmptyGroupIsFineAndStillSteps) {
 
   // A multi with a single group is a plain optimizer with prefixed keys.
   Handle single("multi");
-  DESCENT_ASSERT_OK(single, descent_multi_add_group(single, "adam", R"({"learning_rate": 0.01})", nullptr));
+  DESCENT_ASSERT_OK(single,
+                    descent_multi_add_group(single, "adam", R"({"learning_rate": 0.01})", nullptr));
   DESCENT_ASSERT_OK(single, model.declare(single));
   DESCENT_ASSERT_OK(single, model.update(single));
   EXPECT_EQ(group_keys(single, 0).size(), 2u + 12u);
@@ -345,12 +390,14 @@ TEST(Multi, StepsAdvanceTogetherWhateverIsNamed) {
   EXPECT_EQ(step_at(multi, "states.0.step"), 2u);
   EXPECT_EQ(step_at(multi, "states.1.step"), 2u);
   // Nothing named at all: MLX's update({}, {}) still advances every step.
-  DESCENT_ASSERT_OK(multi, descent_optimizer_update(multi, 0, nullptr, nullptr, nullptr, nullptr, nullptr));
+  DESCENT_ASSERT_OK(
+      multi, descent_optimizer_update(multi, 0, nullptr, nullptr, nullptr, nullptr, nullptr));
   EXPECT_EQ(step_at(multi, "states.0.step"), 3u);
   EXPECT_EQ(step_at(multi, "states.1.step"), 3u);
   // Each group has its own step: setting one leaves the other.
   const uint64_t ten = 10;
-  DESCENT_ASSERT_OK(multi, descent_optimizer_state_set(multi, "states.1.step", DESCENT_UINT64, &ten, 1));
+  DESCENT_ASSERT_OK(multi,
+                    descent_optimizer_state_set(multi, "states.1.step", DESCENT_UINT64, &ten, 1));
   DESCENT_ASSERT_OK(multi, model.update(multi));
   EXPECT_EQ(step_at(multi, "states.0.step"), 4u);
   EXPECT_EQ(step_at(multi, "states.1.step"), 11u);
@@ -404,8 +451,9 @@ TEST(Multi, MatchesSeparateOptimizersBitForBit) {
     for (const auto& slot : api_test::state_snapshot(single)) {
       const std::string key = "states." + std::to_string(g) + "." + slot.key;
       std::vector<unsigned char> got(slot.bytes.size());
-      ASSERT_EQ(descent_optimizer_state_get(multi, key.c_str(), slot.dtype, got.empty() ? nullptr : got.data(),
-                                            static_cast<std::size_t>(api_test::numel_of(slot.shape))),
+      ASSERT_EQ(descent_optimizer_state_get(
+                    multi, key.c_str(), slot.dtype, got.empty() ? nullptr : got.data(),
+                    static_cast<std::size_t>(api_test::numel_of(slot.shape))),
                 DESCENT_OK)
           << key << ": " << descent_optimizer_last_error(multi);
       EXPECT_EQ(got, slot.bytes) << key;
@@ -415,7 +463,8 @@ TEST(Multi, MatchesSeparateOptimizersBitForBit) {
   check_state(sgd, 1);
 }
 
-// ---- hyperparameters and borrowed handles --------------------------------------------------------
+// ---- hyperparameters and borrowed handles
+// --------------------------------------------------------
 
 TEST(Multi, LearningRateReadsGroupZeroAndSetsEveryGroup) {
   Handle multi = adam_sgd_multi();
@@ -432,7 +481,8 @@ TEST(Multi, LearningRateReadsGroupZeroAndSetsEveryGroup) {
   DESCENT_ASSERT_OK(multi, descent_optimizer_configure_json(multi, R"({"learning_rate": 0.25})"));
   EXPECT_EQ(learning_rate_of(group_handle(multi, 1)), 0.25);
   // A group's own learning rate, through its handle; the multi reads group 0's.
-  DESCENT_ASSERT_OK(multi, descent_optimizer_set_double(group_handle(multi, 1), "learning_rate", 0.125));
+  DESCENT_ASSERT_OK(multi,
+                    descent_optimizer_set_double(group_handle(multi, 1), "learning_rate", 0.125));
   EXPECT_EQ(learning_rate_of(multi), 0.25);
   EXPECT_EQ(learning_rate_of(group_handle(multi, 1)), 0.125);
   // Other hyperparameters belong to the groups.
@@ -459,15 +509,16 @@ MultiSnapshot multi_snapshot(descent_optimizer* multi, const Model* model) {
   MultiSnapshot s{api_test::snapshot(multi, model), {}};
   std::size_t n = 0;
   EXPECT_EQ(descent_multi_group_count(multi, &n), DESCENT_OK);
-  for (std::size_t g = 0; g < n; ++g) s.groups.push_back(api_test::hyper_snapshot(group_handle(multi, g)));
+  for (std::size_t g = 0; g < n; ++g)
+    s.groups.push_back(api_test::hyper_snapshot(group_handle(multi, g)));
   return s;
 }
 
-#define EXPECT_MULTI_FAILS(multi, model, code, mention, expr)                        \
-  do {                                                                               \
-    const MultiSnapshot before_ = multi_snapshot((multi), (model));                  \
-    EXPECT_FAILS((multi), (model), (code), (mention), (expr));                       \
-    EXPECT_TRUE(multi_snapshot((multi), (model)) == before_) << "a group changed";   \
+#define EXPECT_MULTI_FAILS(multi, model, code, mention, expr)                      \
+  do {                                                                             \
+    const MultiSnapshot before_ = multi_snapshot((multi), (model));                \
+    EXPECT_FAILS((multi), (model), (code), (mention), (expr));                     \
+    EXPECT_TRUE(multi_snapshot((multi), (model)) == before_) << "a group changed"; \
   } while (0)
 
 struct ScheduleData {
@@ -481,7 +532,9 @@ descent_status nan_at_five(uint64_t step, void* user_data, double* value, char*,
   return DESCENT_OK;
 }
 
-void free_schedule_data(void* user_data) { ++static_cast<ScheduleData*>(user_data)->frees; }
+void free_schedule_data(void* user_data) {
+  ++static_cast<ScheduleData*>(user_data)->frees;
+}
 
 TEST(Multi, ScheduleAttachesToEveryGroupAllOrNothing) {
   ScheduleData failed, attached;
@@ -492,14 +545,18 @@ TEST(Multi, ScheduleAttachesToEveryGroupAllOrNothing) {
     // Group 1 is at step 5, where the callback fails: group 0 keeps its learning rate and gets no
     // schedule, and user_data stays with the caller.
     const uint64_t five = 5, zero = 0;
-    DESCENT_ASSERT_OK(multi, descent_optimizer_state_set(multi, "states.1.step", DESCENT_UINT64, &five, 1));
-    EXPECT_MULTI_FAILS(multi, nullptr, DESCENT_ERR_OUT_OF_RANGE, "group 1 (sgd): learning_rate",
-                       descent_optimizer_set_schedule_callback(multi, nan_at_five, &failed, free_schedule_data));
+    DESCENT_ASSERT_OK(
+        multi, descent_optimizer_state_set(multi, "states.1.step", DESCENT_UINT64, &five, 1));
+    EXPECT_MULTI_FAILS(
+        multi, nullptr, DESCENT_ERR_OUT_OF_RANGE, "group 1 (sgd): learning_rate",
+        descent_optimizer_set_schedule_callback(multi, nan_at_five, &failed, free_schedule_data));
     EXPECT_EQ(learning_rate_of(g0), static_cast<double>(1e-3f));
     EXPECT_EQ(failed.frees, 0);
     // Attached to both groups, each evaluates it at its own step; user_data is freed once.
-    DESCENT_ASSERT_OK(multi, descent_optimizer_state_set(multi, "states.1.step", DESCENT_UINT64, &zero, 1));
-    DESCENT_ASSERT_OK(multi, descent_optimizer_set_schedule_callback(multi, nan_at_five, &attached, free_schedule_data));
+    DESCENT_ASSERT_OK(
+        multi, descent_optimizer_state_set(multi, "states.1.step", DESCENT_UINT64, &zero, 1));
+    DESCENT_ASSERT_OK(multi, descent_optimizer_set_schedule_callback(multi, nan_at_five, &attached,
+                                                                     free_schedule_data));
     EXPECT_EQ(learning_rate_of(g0), 0.125);
     EXPECT_EQ(learning_rate_of(g1), 0.125);
     Model model = mlx_test_model();
@@ -514,7 +571,8 @@ TEST(Multi, ScheduleAttachesToEveryGroupAllOrNothing) {
     EXPECT_EQ(learning_rate_of(g0), 0.25);
     EXPECT_EQ(learning_rate_of(g1), 0.25);
     // A schedule on one group only, through its handle.
-    DESCENT_ASSERT_OK(g1, descent_optimizer_set_schedule_callback(g1, nan_at_five, &attached, nullptr));
+    DESCENT_ASSERT_OK(g1,
+                      descent_optimizer_set_schedule_callback(g1, nan_at_five, &attached, nullptr));
     DESCENT_ASSERT_OK(multi, model.update(multi));  // evaluated at step 3
     EXPECT_EQ(learning_rate_of(g0), 0.25);
     EXPECT_EQ(learning_rate_of(g1), 0.5);
@@ -539,7 +597,8 @@ TEST(Multi, BorrowedGroupHandles) {
   // Configuring through the handle configures the group.
   const double betas[] = {0.8, 0.9};
   DESCENT_ASSERT_OK(g0, descent_optimizer_set_doubles(g0, "betas", betas, 2));
-  DESCENT_ASSERT_OK(g1, descent_optimizer_configure_json(g1, R"({"momentum": 0.5, "nesterov": true})"));
+  DESCENT_ASSERT_OK(g1,
+                    descent_optimizer_configure_json(g1, R"({"momentum": 0.5, "nesterov": true})"));
   bool nesterov = false;
   DESCENT_ASSERT_OK(g1, descent_optimizer_get_bool(g1, "nesterov", &nesterov));
   EXPECT_TRUE(nesterov);
@@ -550,7 +609,8 @@ TEST(Multi, BorrowedGroupHandles) {
   const int64_t shape[] = {2};
   EXPECT_FAILS(g0, nullptr, DESCENT_ERR_INVALID_STATE, "multi optimizer",
                descent_optimizer_add_parameter(g0, "x", DESCENT_FLOAT32, 1, shape));
-  EXPECT_FAILS(g0, nullptr, DESCENT_ERR_INVALID_STATE, "multi optimizer", descent_optimizer_init(g0));
+  EXPECT_FAILS(g0, nullptr, DESCENT_ERR_INVALID_STATE, "multi optimizer",
+               descent_optimizer_init(g0));
   EXPECT_FAILS(g0, nullptr, DESCENT_ERR_INVALID_STATE, "multi optimizer",
                descent_optimizer_update(g0, 0, nullptr, nullptr, nullptr, nullptr, nullptr));
   // Group errors are recorded on the group handle.
@@ -564,16 +624,20 @@ TEST(Multi, BorrowedGroupHandles) {
   EXPECT_EQ(api_test::state_keys(g1).size(), 5u);
   // Multi-only functions reject other kinds and bad indices.
   descent_optimizer* none = nullptr;
-  EXPECT_FAILS(multi, nullptr, DESCENT_ERR_INVALID_ARGUMENT, "group 2", descent_multi_group(multi, 2, &none));
+  EXPECT_FAILS(multi, nullptr, DESCENT_ERR_INVALID_ARGUMENT, "group 2",
+               descent_multi_group(multi, 2, &none));
   EXPECT_EQ(none, nullptr);
-  EXPECT_FAILS(g0, nullptr, DESCENT_ERR_INVALID_ARGUMENT, "not 'multi'", descent_multi_group(g0, 0, &none));
+  EXPECT_FAILS(g0, nullptr, DESCENT_ERR_INVALID_ARGUMENT, "not 'multi'",
+               descent_multi_group(g0, 0, &none));
   Handle adam("adam");
   std::size_t n = 0;
-  EXPECT_FAILS(adam, nullptr, DESCENT_ERR_INVALID_ARGUMENT, "not 'multi'", descent_multi_group_count(adam, &n));
+  EXPECT_FAILS(adam, nullptr, DESCENT_ERR_INVALID_ARGUMENT, "not 'multi'",
+               descent_multi_group_count(adam, &n));
   EXPECT_EQ(descent_multi_group_count(nullptr, &n), DESCENT_ERR_NULL_ARGUMENT);
 }
 
-// ---- errors change nothing -----------------------------------------------------------------------
+// ---- errors change nothing
+// -----------------------------------------------------------------------
 
 TEST(Multi, ErrorsChangeNothing) {
   Handle multi = adam_sgd_multi();
@@ -584,8 +648,10 @@ TEST(Multi, ErrorsChangeNothing) {
   // Before the first update: group 1 cannot step, so group 0 must not either (and nothing is
   // initialised).
   DESCENT_ASSERT_OK(g1, descent_optimizer_set_bool(g1, "nesterov", true));  // needs momentum > 0
-  EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_OUT_OF_RANGE, "group 1 (sgd): ", model.update(multi));
-  EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_OUT_OF_RANGE, "group 1 (sgd): ", descent_optimizer_init(multi));
+  EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_OUT_OF_RANGE,
+                     "group 1 (sgd): ", model.update(multi));
+  EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_OUT_OF_RANGE,
+                     "group 1 (sgd): ", descent_optimizer_init(multi));
   EXPECT_EQ(group_keys(multi, 0).size(), 2u);
   DESCENT_ASSERT_OK(g1, descent_optimizer_set_bool(g1, "nesterov", false));
   DESCENT_ASSERT_OK(multi, model.update(multi));
@@ -593,8 +659,10 @@ TEST(Multi, ErrorsChangeNothing) {
   // After it.
   DESCENT_ASSERT_OK(g1, descent_optimizer_set_bool(g1, "nesterov", true));
   model.fill_grads(3);
-  EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_OUT_OF_RANGE, "group 1 (sgd): ", model.update(multi));
-  EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_OUT_OF_RANGE, "group 1 (sgd): ", model.update(multi, {0}));
+  EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_OUT_OF_RANGE,
+                     "group 1 (sgd): ", model.update(multi));
+  EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_OUT_OF_RANGE,
+                     "group 1 (sgd): ", model.update(multi, {0}));
   DESCENT_ASSERT_OK(g1, descent_optimizer_set_bool(g1, "nesterov", false));
 
   // Bad tensors, wherever they are in the list.
@@ -613,14 +681,16 @@ TEST(Multi, ErrorsChangeNothing) {
   EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_DUPLICATE, "l2.bias",
                      descent_optimizer_update(multi, 3, twice, nullptr, nullptr, params, grads));
   void* null_params[] = {model[0].param_ptr(), nullptr};
-  EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_NULL_ARGUMENT, "l1.bias",
-                     descent_optimizer_update(multi, 2, names, nullptr, nullptr, null_params, grads));
+  EXPECT_MULTI_FAILS(
+      multi, &model, DESCENT_ERR_NULL_ARGUMENT, "l1.bias",
+      descent_optimizer_update(multi, 2, names, nullptr, nullptr, null_params, grads));
   EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_NULL_ARGUMENT, "names",
                      descent_optimizer_update(multi, 1, nullptr, nullptr, nullptr, params, grads));
   void* overlap[] = {model[0].param_ptr()};
   const void* overlap_g[] = {model[0].param_ptr()};
-  EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_INVALID_ARGUMENT, "overlap",
-                     descent_optimizer_update(multi, 1, names, nullptr, nullptr, overlap, overlap_g));
+  EXPECT_MULTI_FAILS(
+      multi, &model, DESCENT_ERR_INVALID_ARGUMENT, "overlap",
+      descent_optimizer_update(multi, 1, names, nullptr, nullptr, overlap, overlap_g));
 
   // Configuration that fails in group 1 after group 0 accepted its part is rolled back.
   EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_OUT_OF_RANGE, "group 1 (sgd): ",
@@ -633,17 +703,20 @@ TEST(Multi, ErrorsChangeNothing) {
                      descent_optimizer_unset(multi, "learning_rate"));
   EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_PARSE, nullptr,
                      descent_optimizer_configure_json(multi, "{\"groups\": ["));
-  EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_UNKNOWN_KEY, "momentum",
-                     descent_optimizer_configure_json(multi, R"({"learning_rate": 0.5, "momentum": 0.1})"));
+  EXPECT_MULTI_FAILS(
+      multi, &model, DESCENT_ERR_UNKNOWN_KEY, "momentum",
+      descent_optimizer_configure_json(multi, R"({"learning_rate": 0.5, "momentum": 0.1})"));
   EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_INVALID_ARGUMENT, "groups",
                      descent_optimizer_configure_json(multi, R"({"groups": [{}]})"));
-  EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_INVALID_ARGUMENT, "kind",
-                     descent_optimizer_configure_json(multi, R"({"groups": [{"kind": "sgd"}, {}]})"));
-  EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_INVALID_STATE, "fixed",
-                     descent_optimizer_configure_json(
-                         multi, R"({"groups": [{"include": [{"name": "*"}]}, {}]})"));
-  EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_UNKNOWN_KEY, "filters",
-                     descent_optimizer_configure_json(multi, R"({"groups": [{"filters": []}, {}]})"));
+  EXPECT_MULTI_FAILS(
+      multi, &model, DESCENT_ERR_INVALID_ARGUMENT, "kind",
+      descent_optimizer_configure_json(multi, R"({"groups": [{"kind": "sgd"}, {}]})"));
+  EXPECT_MULTI_FAILS(
+      multi, &model, DESCENT_ERR_INVALID_STATE, "fixed",
+      descent_optimizer_configure_json(multi, R"({"groups": [{"include": [{"name": "*"}]}, {}]})"));
+  EXPECT_MULTI_FAILS(
+      multi, &model, DESCENT_ERR_UNKNOWN_KEY, "filters",
+      descent_optimizer_configure_json(multi, R"({"groups": [{"filters": []}, {}]})"));
 
   // Groups and filters are fixed once the state exists; parameters too.
   EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_INVALID_STATE, nullptr,
@@ -660,14 +733,16 @@ TEST(Multi, ErrorsChangeNothing) {
 
   // State keys that do not exist.
   float f = 0;
-  for (const char* key : {"step", "states.2.step", "states.01.step", "states.0.", "states.x.step",
-                          "states.0.nope", "states.1.l1.weight.m", "states.99999999999999999999.step"}) {
+  for (const char* key :
+       {"step", "states.2.step", "states.01.step", "states.0.", "states.x.step", "states.0.nope",
+        "states.1.l1.weight.m", "states.99999999999999999999.step"}) {
     EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_UNKNOWN_KEY, nullptr,
                        descent_optimizer_state_set(multi, key, DESCENT_FLOAT32, &f, 1));
   }
   const double d = 0;
-  EXPECT_MULTI_FAILS(multi, &model, DESCENT_ERR_DTYPE_MISMATCH, "group 0 (adam): ",
-                     descent_optimizer_state_set(multi, "states.0.learning_rate", DESCENT_FLOAT64, &d, 1));
+  EXPECT_MULTI_FAILS(
+      multi, &model, DESCENT_ERR_DTYPE_MISMATCH, "group 0 (adam): ",
+      descent_optimizer_state_set(multi, "states.0.learning_rate", DESCENT_FLOAT64, &d, 1));
 
   // What succeeded afterwards still works.
   DESCENT_ASSERT_OK(multi, model.update(multi));
@@ -680,48 +755,61 @@ TEST(Multi, ConstructionErrors) {
   Model model = mlx_test_model();
   DESCENT_ASSERT_OK(multi, model.declare(multi));  // parameters may come before the groups
   EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_STATE, "no groups", model.update(multi));
-  EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_STATE, "no groups", descent_optimizer_init(multi));
+  EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_STATE, "no groups",
+               descent_optimizer_init(multi));
   std::size_t g = 0;
   EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_STATE, "no groups",
                descent_multi_parameter_group(multi, "l1.weight", &g));
-  EXPECT_FAILS(multi, &model, DESCENT_ERR_UNKNOWN_KIND, "nope", descent_multi_add_group(multi, "nope", nullptr, nullptr));
+  EXPECT_FAILS(multi, &model, DESCENT_ERR_UNKNOWN_KIND, "nope",
+               descent_multi_add_group(multi, "nope", nullptr, nullptr));
   EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_ARGUMENT, "multi",
                descent_multi_add_group(multi, "multi", nullptr, nullptr));
   EXPECT_FAILS(multi, &model, DESCENT_ERR_UNKNOWN_KEY, "group 0 (adam): ",
                descent_multi_add_group(multi, "adam", R"({"momentum": 0.9})", nullptr));
   EXPECT_FAILS(multi, &model, DESCENT_ERR_OUT_OF_RANGE, "group 0 (adam): ",
                descent_multi_add_group(multi, "adam", R"({"eps": -1})", nullptr));
-  EXPECT_FAILS(multi, &model, DESCENT_ERR_NULL_ARGUMENT, "kind", descent_multi_add_group(multi, nullptr, nullptr, nullptr));
+  EXPECT_FAILS(multi, &model, DESCENT_ERR_NULL_ARGUMENT, "kind",
+               descent_multi_add_group(multi, nullptr, nullptr, nullptr));
   EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_ARGUMENT, "group 0",
                descent_multi_filter_name(multi, 0, "*"));
 
-  DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "adam", nullptr, nullptr));  // no learning rate yet
+  DESCENT_ASSERT_OK(
+      multi, descent_multi_add_group(multi, "adam", nullptr, nullptr));  // no learning rate yet
   DESCENT_ASSERT_OK(multi, descent_multi_filter_ndim(multi, 0, 2, -1));
-  EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_ARGUMENT, nullptr, descent_multi_filter_name(multi, 0, ""));
-  EXPECT_FAILS(multi, &model, DESCENT_ERR_NULL_ARGUMENT, "glob", descent_multi_filter_name(multi, 0, nullptr));
-  EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_ARGUMENT, "min_ndim", descent_multi_filter_ndim(multi, 0, -1, 2));
-  EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_ARGUMENT, "max_ndim", descent_multi_filter_ndim(multi, 0, 3, 2));
-  EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_ARGUMENT, nullptr, descent_multi_exclude_name(multi, 0, ""));
+  EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_ARGUMENT, nullptr,
+               descent_multi_filter_name(multi, 0, ""));
+  EXPECT_FAILS(multi, &model, DESCENT_ERR_NULL_ARGUMENT, "glob",
+               descent_multi_filter_name(multi, 0, nullptr));
+  EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_ARGUMENT, "min_ndim",
+               descent_multi_filter_ndim(multi, 0, -1, 2));
+  EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_ARGUMENT, "max_ndim",
+               descent_multi_filter_ndim(multi, 0, 3, 2));
+  EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_ARGUMENT, nullptr,
+               descent_multi_exclude_name(multi, 0, ""));
   // The last group is the fallback: a filter on it is an error at init (MLX wants one filter
   // fewer than optimizers).
-  EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_STATE, "group 0 (adam): the last group", model.update(multi));
+  EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_STATE, "group 0 (adam): the last group",
+               model.update(multi));
   EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_STATE, "the last group",
                descent_multi_parameter_group(multi, "l1.weight", &g));
   DESCENT_ASSERT_OK(multi, descent_multi_add_group(multi, "sgd", R"({"learning_rate": 0.1})", &g));
   EXPECT_EQ(g, 1u);
   // Group 0 has no learning rate: no group steps.
-  EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_STATE, "group 0 (adam): learning_rate", model.update(multi));
+  EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_STATE, "group 0 (adam): learning_rate",
+               model.update(multi));
   EXPECT_EQ(descent_multi_parameter_group(multi, "nope", &g), DESCENT_ERR_UNKNOWN_KEY);
   const int64_t shape[] = {2};
   EXPECT_FAILS(multi, &model, DESCENT_ERR_DUPLICATE, "l1.weight",
                descent_optimizer_add_parameter(multi, "l1.weight", DESCENT_FLOAT32, 1, shape));
   EXPECT_FAILS(multi, &model, DESCENT_ERR_INVALID_ARGUMENT, "step",
                descent_optimizer_add_parameter(multi, "step", DESCENT_FLOAT32, 1, shape));
-  DESCENT_ASSERT_OK(multi, descent_optimizer_set_double(group_handle(multi, 0), "learning_rate", 0.01));
+  DESCENT_ASSERT_OK(multi,
+                    descent_optimizer_set_double(group_handle(multi, 0), "learning_rate", 0.01));
   DESCENT_ASSERT_OK(multi, model.update(multi));
 }
 
-// ---- state ---------------------------------------------------------------------------------------
+// ---- state
+// ---------------------------------------------------------------------------------------
 
 TEST(Multi, StateRoundTripThroughPrefixedKeys) {
   auto make = [] {
@@ -753,8 +841,9 @@ TEST(Multi, StateRoundTripThroughPrefixedKeys) {
   // adamw: l1.weight, l2.weight (m, v); lion: vals.0.* (m); sgd: l1.bias, l2.bias (v).
   ASSERT_EQ(slots.size(), (2u + 4u) + (2u + 2u) + (2u + 2u));
   for (const auto& s : slots)
-    DESCENT_ASSERT_OK(b, descent_optimizer_state_set(b, s.key.c_str(), s.dtype, s.bytes.data(),
-                                                     static_cast<std::size_t>(api_test::numel_of(s.shape))));
+    DESCENT_ASSERT_OK(
+        b, descent_optimizer_state_set(b, s.key.c_str(), s.dtype, s.bytes.data(),
+                                       static_cast<std::size_t>(api_test::numel_of(s.shape))));
   EXPECT_EQ(api_test::state_snapshot(b), slots);
   for (int step = 0; step < 2; ++step) {
     ma.fill_grads(40 + step);
@@ -763,7 +852,8 @@ TEST(Multi, StateRoundTripThroughPrefixedKeys) {
     DESCENT_ASSERT_OK(b, mb.update(b));
   }
   EXPECT_EQ(api_test::state_snapshot(b), api_test::state_snapshot(a));
-  for (std::size_t i = 0; i < ma.tensors.size(); ++i) EXPECT_EQ(mb[i].param, ma[i].param) << ma[i].name;
+  for (std::size_t i = 0; i < ma.tensors.size(); ++i)
+    EXPECT_EQ(mb[i].param, ma[i].param) << ma[i].name;
   EXPECT_EQ(step_at(b, "states.2.step"), 5u);
 }
 
@@ -776,23 +866,28 @@ TEST(Multi, StateInfoAndKeysBeforeInit) {
                                       "states.1.learning_rate"}));
   descent_dtype dt = DESCENT_FLOAT64;
   std::size_t ndim = 9;
-  DESCENT_ASSERT_OK(multi, descent_optimizer_state_info(multi, "states.1.learning_rate", &dt, &ndim, nullptr, 0));
+  DESCENT_ASSERT_OK(
+      multi, descent_optimizer_state_info(multi, "states.1.learning_rate", &dt, &ndim, nullptr, 0));
   EXPECT_EQ(dt, DESCENT_FLOAT32);
   EXPECT_EQ(ndim, 0u);
   EXPECT_EQ(descent_optimizer_state_info(multi, "states.0.l1.weight.m", &dt, &ndim, nullptr, 0),
             DESCENT_ERR_UNKNOWN_KEY);  // as in MLX: no slots before init
   // A wrong-sized slot before init changes nothing (and initialises nothing).
   std::vector<float> m(3, 1.0f);
-  EXPECT_FAILS(multi, &model, DESCENT_ERR_SHAPE_MISMATCH, "group 0 (adam): ",
-               descent_optimizer_state_set(multi, "states.0.l1.weight.m", DESCENT_FLOAT32, m.data(), 3));
+  EXPECT_FAILS(
+      multi, &model, DESCENT_ERR_SHAPE_MISMATCH, "group 0 (adam): ",
+      descent_optimizer_state_set(multi, "states.0.l1.weight.m", DESCENT_FLOAT32, m.data(), 3));
   // A bias slot does not exist in the Adam group.
-  EXPECT_FAILS(multi, &model, DESCENT_ERR_UNKNOWN_KEY, nullptr,
-               descent_optimizer_state_set(multi, "states.0.l1.bias.m", DESCENT_FLOAT32, m.data(), 2));
+  EXPECT_FAILS(
+      multi, &model, DESCENT_ERR_UNKNOWN_KEY, nullptr,
+      descent_optimizer_state_set(multi, "states.0.l1.bias.m", DESCENT_FLOAT32, m.data(), 2));
   m.assign(4, 0.5f);
-  DESCENT_ASSERT_OK(multi, descent_optimizer_state_set(multi, "states.0.l1.weight.m", DESCENT_FLOAT32, m.data(), 4));
+  DESCENT_ASSERT_OK(multi, descent_optimizer_state_set(multi, "states.0.l1.weight.m",
+                                                       DESCENT_FLOAT32, m.data(), 4));
   EXPECT_EQ(api_test::state_keys(multi).size(), 13u) << "every group was initialised";
   std::vector<float> got(4);
-  DESCENT_ASSERT_OK(multi, descent_optimizer_state_get(multi, "states.0.l1.weight.m", DESCENT_FLOAT32, got.data(), 4));
+  DESCENT_ASSERT_OK(multi, descent_optimizer_state_get(multi, "states.0.l1.weight.m",
+                                                       DESCENT_FLOAT32, got.data(), 4));
   EXPECT_EQ(got, m);
   // Key pointers stay valid while the keys do not change.
   const char* k0 = nullptr;
@@ -808,7 +903,8 @@ TEST(Multi, StateInfoAndKeysBeforeInit) {
   EXPECT_EQ(descent_optimizer_state_key(multi, 13, &k0), DESCENT_ERR_INVALID_ARGUMENT);
 }
 
-// ---- JSON configuration ----------------------------------------------------------------------------
+// ---- JSON configuration
+// ----------------------------------------------------------------------------
 
 TEST(Multi, ConfigureJsonCreatesAndConfiguresGroups) {
   Handle multi("multi");
@@ -824,7 +920,8 @@ TEST(Multi, ConfigureJsonCreatesAndConfiguresGroups) {
   EXPECT_EQ(learning_rate_of(group_handle(multi, 0)), 0.5);
   EXPECT_EQ(learning_rate_of(group_handle(multi, 1)), 0.5);
   double betas[2] = {0, 0};
-  DESCENT_ASSERT_OK(multi, descent_optimizer_get_doubles(group_handle(multi, 0), "betas", betas, 2, &n));
+  DESCENT_ASSERT_OK(multi,
+                    descent_optimizer_get_doubles(group_handle(multi, 0), "betas", betas, 2, &n));
   EXPECT_EQ(betas[0], 0.8);
   Model model = mlx_test_model();
   model.add("s", DESCENT_FLOAT32, {});
@@ -839,29 +936,40 @@ TEST(Multi, ConfigureJsonCreatesAndConfiguresGroups) {
   EXPECT_EQ(group_of(multi, "l1.weight"), 1u);
   EXPECT_EQ(group_of(multi, "l2.bias"), 0u);
   double momentum = 0;
-  DESCENT_ASSERT_OK(multi, descent_optimizer_get_double(group_handle(multi, 1), "momentum", &momentum));
+  DESCENT_ASSERT_OK(multi,
+                    descent_optimizer_get_double(group_handle(multi, 1), "momentum", &momentum));
   EXPECT_EQ(momentum, 0.5);
   // A callback filter cannot be created from JSON.
   Handle fresh("multi");
-  EXPECT_FAILS(fresh, nullptr, DESCENT_ERR_UNSUPPORTED, "callback",
-               descent_optimizer_configure_json(fresh, R"({"groups": [{"kind": "adam", "include": [{"callback": true}]}, {"kind": "sgd"}]})"));
+  EXPECT_FAILS(
+      fresh, nullptr, DESCENT_ERR_UNSUPPORTED, "callback",
+      descent_optimizer_configure_json(
+          fresh,
+          R"({"groups": [{"kind": "adam", "include": [{"callback": true}]}, {"kind": "sgd"}]})"));
   EXPECT_FAILS(fresh, nullptr, DESCENT_ERR_INVALID_ARGUMENT, "kind",
                descent_optimizer_configure_json(fresh, R"({"groups": [{"kind": "adam"}, {}]})"));
-  EXPECT_FAILS(fresh, nullptr, DESCENT_ERR_OUT_OF_RANGE, "group 1 (sgd): ",
-               descent_optimizer_configure_json(fresh, R"({"groups": [{"kind": "adam"}, {"kind": "sgd", "config": {"nesterov": true}}]})"));
-  EXPECT_FAILS(fresh, nullptr, DESCENT_ERR_WRONG_TYPE, "ndim",
-               descent_optimizer_configure_json(fresh, R"({"groups": [{"kind": "adam", "include": [{"ndim": 2}]}, {"kind": "sgd"}]})"));
+  EXPECT_FAILS(
+      fresh, nullptr, DESCENT_ERR_OUT_OF_RANGE, "group 1 (sgd): ",
+      descent_optimizer_configure_json(
+          fresh,
+          R"({"groups": [{"kind": "adam"}, {"kind": "sgd", "config": {"nesterov": true}}]})"));
+  EXPECT_FAILS(
+      fresh, nullptr, DESCENT_ERR_WRONG_TYPE, "ndim",
+      descent_optimizer_configure_json(
+          fresh, R"({"groups": [{"kind": "adam", "include": [{"ndim": 2}]}, {"kind": "sgd"}]})"));
   DESCENT_ASSERT_OK(fresh, descent_multi_group_count(fresh, &n));
   EXPECT_EQ(n, 0u);
 }
 
-// ---- the Muon + AdamW one-liner ------------------------------------------------------------------
+// ---- the Muon + AdamW one-liner
+// ------------------------------------------------------------------
 
 TEST(Multi, MuonAdamwOneLinerAssignment) {
   descent_optimizer* raw = nullptr;
-  ASSERT_EQ(descent_multi_create_muon_adamw(R"({"learning_rate": 0.02})", R"({"learning_rate": 3e-4})",
-                                            nullptr, &raw, nullptr, 0),
-            DESCENT_OK)
+  ASSERT_EQ(
+      descent_multi_create_muon_adamw(R"({"learning_rate": 0.02})", R"({"learning_rate": 3e-4})",
+                                      nullptr, &raw, nullptr, 0),
+      DESCENT_OK)
       << descent_last_error();
   struct Free {
     descent_optimizer* p;
@@ -876,17 +984,18 @@ TEST(Multi, MuonAdamwOneLinerAssignment) {
   EXPECT_EQ(learning_rate_of(group_handle(raw, 0)), static_cast<double>(0.02f));
   EXPECT_EQ(learning_rate_of(group_handle(raw, 1)), static_cast<double>(3e-4f));
   Model model;
-  model.add("model.embed_tokens.weight", DESCENT_FLOAT32, {32, 8})          // adamw: embedding
-      .add("model.layers.0.input_layernorm.weight", DESCENT_FLOAT32, {8})   // adamw: 1-D (and norm)
+  model
+      .add("model.embed_tokens.weight", DESCENT_FLOAT32, {32, 8})          // adamw: embedding
+      .add("model.layers.0.input_layernorm.weight", DESCENT_FLOAT32, {8})  // adamw: 1-D (and norm)
       .add("model.layers.0.self_attn.q_proj.weight", DESCENT_FLOAT32, {8, 8})  // muon
-      .add("model.layers.0.self_attn.q_proj.bias", DESCENT_FLOAT32, {8})    // adamw: bias
-      .add("model.layers.0.mlp.up_proj.weight", DESCENT_FLOAT32, {16, 8})   // muon
-      .add("model.layers.0.conv.weight", DESCENT_FLOAT32, {4, 2, 3, 3})     // muon: ndim 4
-      .add("model.norm.weight", DESCENT_FLOAT32, {8})                       // adamw
-      .add("model.final_norm.weight", DESCENT_FLOAT32, {8, 8})              // adamw: *norm*
-      .add("lm_head.weight", DESCENT_FLOAT32, {32, 8})                      // adamw: head
-      .add("classifier.head.weight", DESCENT_FLOAT32, {4, 8})               // adamw: *head*
-      .add("scale", DESCENT_FLOAT32, {});                                   // adamw: scalar
+      .add("model.layers.0.self_attn.q_proj.bias", DESCENT_FLOAT32, {8})       // adamw: bias
+      .add("model.layers.0.mlp.up_proj.weight", DESCENT_FLOAT32, {16, 8})      // muon
+      .add("model.layers.0.conv.weight", DESCENT_FLOAT32, {4, 2, 3, 3})        // muon: ndim 4
+      .add("model.norm.weight", DESCENT_FLOAT32, {8})                          // adamw
+      .add("model.final_norm.weight", DESCENT_FLOAT32, {8, 8})                 // adamw: *norm*
+      .add("lm_head.weight", DESCENT_FLOAT32, {32, 8})                         // adamw: head
+      .add("classifier.head.weight", DESCENT_FLOAT32, {4, 8})                  // adamw: *head*
+      .add("scale", DESCENT_FLOAT32, {});                                      // adamw: scalar
   model.fill_params(8);
   model.fill_grads(9);
   DESCENT_ASSERT_OK(raw, model.declare(raw));
@@ -899,7 +1008,9 @@ TEST(Multi, MuonAdamwOneLinerAssignment) {
 
   // Custom names; NULL configs give MLX's defaults (a learning rate is still needed).
   descent_optimizer* custom = nullptr;
-  ASSERT_EQ(descent_multi_create_muon_adamw(nullptr, nullptr, " *embed* , *proj*,", &custom, nullptr, 0), DESCENT_OK)
+  ASSERT_EQ(
+      descent_multi_create_muon_adamw(nullptr, nullptr, " *embed* , *proj*,", &custom, nullptr, 0),
+      DESCENT_OK)
       << descent_last_error();
   Free guard2{custom};
   Model m2 = model;
@@ -907,7 +1018,8 @@ TEST(Multi, MuonAdamwOneLinerAssignment) {
   EXPECT_EQ(group_of(custom, "model.layers.0.self_attn.q_proj.weight"), 1u);
   EXPECT_EQ(group_of(custom, "lm_head.weight"), 0u);
   EXPECT_EQ(group_of(custom, "model.layers.0.conv.weight"), 0u);
-  EXPECT_FAILS(custom, &m2, DESCENT_ERR_INVALID_STATE, "group 0 (muon): learning_rate", m2.update(custom));
+  EXPECT_FAILS(custom, &m2, DESCENT_ERR_INVALID_STATE, "group 0 (muon): learning_rate",
+               m2.update(custom));
   // Empty list: only ndim decides.
   descent_optimizer* all = nullptr;
   ASSERT_EQ(descent_multi_create_muon_adamw(nullptr, nullptr, "", &all, nullptr, 0), DESCENT_OK);
@@ -917,12 +1029,16 @@ TEST(Multi, MuonAdamwOneLinerAssignment) {
   EXPECT_EQ(group_of(all, "scale"), 1u);
   // Errors.
   descent_optimizer* bad = nullptr;
-  EXPECT_EQ(descent_multi_create_muon_adamw(R"({"nope": 1})", nullptr, nullptr, &bad, nullptr, 0), DESCENT_ERR_UNKNOWN_KEY);
-  EXPECT_NE(std::string(descent_last_error()).find("group 0 (muon): "), std::string::npos) << descent_last_error();
+  EXPECT_EQ(descent_multi_create_muon_adamw(R"({"nope": 1})", nullptr, nullptr, &bad, nullptr, 0),
+            DESCENT_ERR_UNKNOWN_KEY);
+  EXPECT_NE(std::string(descent_last_error()).find("group 0 (muon): "), std::string::npos)
+      << descent_last_error();
   EXPECT_EQ(bad, nullptr);
-  EXPECT_EQ(descent_multi_create_muon_adamw(nullptr, R"({"eps": -1})", nullptr, &bad, nullptr, 0), DESCENT_ERR_OUT_OF_RANGE);
+  EXPECT_EQ(descent_multi_create_muon_adamw(nullptr, R"({"eps": -1})", nullptr, &bad, nullptr, 0),
+            DESCENT_ERR_OUT_OF_RANGE);
   EXPECT_EQ(bad, nullptr);
-  EXPECT_EQ(descent_multi_create_muon_adamw(nullptr, nullptr, nullptr, nullptr, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_multi_create_muon_adamw(nullptr, nullptr, nullptr, nullptr, nullptr, 0),
+            DESCENT_ERR_NULL_ARGUMENT);
 }
 
 }  // namespace

@@ -56,7 +56,8 @@ double uniform(uint64_t seed) {  // splitmix64 -> [0, 1)
 Mat gaussian(int64_t rows, int64_t cols, uint64_t seed) {
   Mat m(static_cast<size_t>(rows * cols));
   for (size_t i = 0; i < m.size(); ++i) {
-    const double u1 = uniform(seed * 1000003 + 2 * i) + 1e-300, u2 = uniform(seed * 1000003 + 2 * i + 1);
+    const double u1 = uniform(seed * 1000003 + 2 * i) + 1e-300,
+                 u2 = uniform(seed * 1000003 + 2 * i + 1);
     m[i] = std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
   }
   return m;
@@ -168,7 +169,8 @@ struct Params {
       pp.push_back(p[i].data());
       gp.push_back(g[i].data());
     }
-    return descent_optimizer_update(opt, n.size(), n.data(), nullptr, nullptr, pp.data(), gp.data());
+    return descent_optimizer_update(opt, n.size(), n.data(), nullptr, nullptr, pp.data(),
+                                    gp.data());
   }
   Mat value(size_t i) const { return from_bytes(p[i], dtype); }
 };
@@ -201,14 +203,15 @@ struct Table {
 };
 const double kC32 = static_cast<double>(2.0315f);  // MLX's addmm alpha is a float
 const Table kJordan{{3.4445, -4.7750, kC32}};
-const Table kYou{{4.0848, -6.8946, 2.9270, 3.9505, -6.3029, 2.6377, 3.7418, -5.5913, 2.3037,
-                  2.8769, -3.1427, 1.2046, 2.8366, -3.0525, 1.2012}};
-const Table kPolarExpress{{8.156554524902461, -22.48329292557795, 15.878769915207462,
-                           4.042929935166739, -2.808917465908714, 0.5000178451051316,
-                           3.8916678022926607, -2.772484153217685, 0.5060648178503393,
-                           3.285753657755655, -2.3681294933425376, 0.46449024233003106,
-                           2.3465413258596377, -1.7097828382687081, 0.42323551169305323},
-                          1.02, 1e-6};
+const Table kYou{{4.0848, -6.8946, 2.9270, 3.9505, -6.3029, 2.6377, 3.7418, -5.5913, 2.3037, 2.8769,
+                  -3.1427, 1.2046, 2.8366, -3.0525, 1.2012}};
+const Table kPolarExpress{
+    {8.156554524902461, -22.48329292557795, 15.878769915207462, 4.042929935166739,
+     -2.808917465908714, 0.5000178451051316, 3.8916678022926607, -2.772484153217685,
+     0.5060648178503393, 3.285753657755655, -2.3681294933425376, 0.46449024233003106,
+     2.3465413258596377, -1.7097828382687081, 0.42323551169305323},
+    1.02,
+    1e-6};
 
 std::vector<double> ns_scalar(const std::vector<double>& s, const Table& t, int steps,
                               bool repeat_last = false, bool guard = false) {
@@ -270,11 +273,20 @@ TEST(MuonHyperparameters, MlxDefaultsAndOptionsOffByDefault) {
   EXPECT_EQ(t, DESCENT_VALUE_NONE);  // required, no default (MLX)
 
   // Enumeration: learning_rate, then MLX's signature order, then the options.
-  const std::vector<std::string> expected{"learning_rate", "momentum", "weight_decay", "nesterov",
-                                          "ns_steps", "coefficients", "custom_coefficients",
-                                          "coefficients_repeat_last", "lr_scale",
-                                          "lr_scale_flattened", "weight_decay_mode",
-                                          "norm_eps_mode", "method", "ns_impl"};
+  const std::vector<std::string> expected{"learning_rate",
+                                          "momentum",
+                                          "weight_decay",
+                                          "nesterov",
+                                          "ns_steps",
+                                          "coefficients",
+                                          "custom_coefficients",
+                                          "coefficients_repeat_last",
+                                          "lr_scale",
+                                          "lr_scale_flattened",
+                                          "weight_decay_mode",
+                                          "norm_eps_mode",
+                                          "method",
+                                          "ns_impl"};
   size_t count = 0;
   ASSERT_EQ(descent_optimizer_hyperparameter_count(opt, &count), DESCENT_OK);
   std::vector<std::string> names;
@@ -314,13 +326,15 @@ TEST(MuonHyperparameters, StringValuesRoundTripAndAreChecked) {
   char buf[64];
   EXPECT_EQ(descent_optimizer_get_string(opt, "momentum", buf, sizeof buf, &len),
             DESCENT_ERR_WRONG_TYPE);
-  EXPECT_EQ(descent_optimizer_get_string(opt, "nope", buf, sizeof buf, &len), DESCENT_ERR_UNKNOWN_KEY);
+  EXPECT_EQ(descent_optimizer_get_string(opt, "nope", buf, sizeof buf, &len),
+            DESCENT_ERR_UNKNOWN_KEY);
   EXPECT_EQ(descent_optimizer_set_string(opt, "nope", "x"), DESCENT_ERR_UNKNOWN_KEY);
 
   // Buffer handling: exact fit needs room for the NUL.
   ASSERT_EQ(descent_optimizer_get_string(opt, "method", nullptr, 0, &len), DESCENT_OK);
   EXPECT_EQ(len, std::strlen("newton_schulz"));
-  EXPECT_EQ(descent_optimizer_get_string(opt, "method", buf, len, &len), DESCENT_ERR_BUFFER_TOO_SMALL);
+  EXPECT_EQ(descent_optimizer_get_string(opt, "method", buf, len, &len),
+            DESCENT_ERR_BUFFER_TOO_SMALL);
   ASSERT_EQ(descent_optimizer_get_string(opt, "method", buf, len + 1, &len), DESCENT_OK);
   EXPECT_STREQ(buf, "newton_schulz");
   EXPECT_EQ(descent_optimizer_get_string(opt, "method", buf, sizeof buf, nullptr),
@@ -342,7 +356,8 @@ TEST(MuonHyperparameters, JsonStringsAllOrNothing) {
   EXPECT_NE(opt.error().find("method"), std::string::npos) << opt.error();
   EXPECT_EQ(get_string(opt, "lr_scale"), "moonlight");
   EXPECT_EQ(descent_optimizer_configure_json(opt, R"({"ns_steps": "5"})"), DESCENT_ERR_WRONG_TYPE);
-  EXPECT_EQ(descent_optimizer_configure_json(opt, R"({"coefficients": 1})"), DESCENT_ERR_WRONG_TYPE);
+  EXPECT_EQ(descent_optimizer_configure_json(opt, R"({"coefficients": 1})"),
+            DESCENT_ERR_WRONG_TYPE);
 }
 
 TEST(MuonHyperparameters, CustomTableAndStepCountAreValidated) {
@@ -350,8 +365,10 @@ TEST(MuonHyperparameters, CustomTableAndStepCountAreValidated) {
   EXPECT_EQ(descent_optimizer_set_int(opt, "ns_steps", -1), DESCENT_ERR_OUT_OF_RANGE);
   ASSERT_EQ(descent_optimizer_set_int(opt, "ns_steps", 0), DESCENT_OK);
   const double five[] = {1, 2, 3, 4, 5};
-  EXPECT_EQ(descent_optimizer_set_doubles(opt, "custom_coefficients", five, 5), DESCENT_ERR_OUT_OF_RANGE);
-  EXPECT_EQ(descent_optimizer_set_doubles(opt, "custom_coefficients", five, 0), DESCENT_ERR_OUT_OF_RANGE);
+  EXPECT_EQ(descent_optimizer_set_doubles(opt, "custom_coefficients", five, 5),
+            DESCENT_ERR_OUT_OF_RANGE);
+  EXPECT_EQ(descent_optimizer_set_doubles(opt, "custom_coefficients", five, 0),
+            DESCENT_ERR_OUT_OF_RANGE);
   // "custom" without a table is rejected when the keys are checked together.
   EXPECT_EQ(descent_optimizer_configure_json(opt, R"({"coefficients": "custom"})"),
             DESCENT_ERR_OUT_OF_RANGE);
@@ -361,7 +378,8 @@ TEST(MuonHyperparameters, CustomTableAndStepCountAreValidated) {
   ASSERT_EQ(descent_optimizer_add_parameter(opt, "w", DESCENT_FLOAT32, 2, shape), DESCENT_OK);
   EXPECT_EQ(descent_optimizer_init(opt), DESCENT_ERR_OUT_OF_RANGE);
   const float zeros[6] = {};
-  EXPECT_EQ(descent_optimizer_state_set(opt, "w.v", DESCENT_FLOAT32, zeros, 6), DESCENT_ERR_OUT_OF_RANGE);
+  EXPECT_EQ(descent_optimizer_state_set(opt, "w.v", DESCENT_FLOAT32, zeros, 6),
+            DESCENT_ERR_OUT_OF_RANGE);
   ASSERT_EQ(descent_optimizer_set_doubles(opt, "custom_coefficients", five, 3), DESCENT_OK);
   EXPECT_EQ(descent_optimizer_init(opt), DESCENT_OK) << opt.error();
 }
@@ -380,12 +398,18 @@ TEST(MuonNewtonSchulz, DiagonalInputsMatchTheScalarMap) {
   const std::vector<DiagCase> cases{
       // jordan's c is (double)2.0315f as in MLX, which moves the values by up to 3e-7 from the
       // published exact-coefficient ones.
-      {R"("coefficients": "jordan")", &kJordan,
-       {0.6989646552, 1.1187815553, 0.7120101291, 0.6865608031, 0.4217815778}, 5e-7},
-      {R"("coefficients": "you")", &kYou,
-       {1.0268280746, 1.0068317678, 0.9878354323, 0.9920118211, 0.4263395431}, 1e-9},
-      {R"("coefficients": "polar_express")", &kPolarExpress,
-       {1.0047089268, 1.0215224633, 1.1399352844, 0.8661855905, 0.7756152170}, 1e-9}};
+      {R"("coefficients": "jordan")",
+       &kJordan,
+       {0.6989646552, 1.1187815553, 0.7120101291, 0.6865608031, 0.4217815778},
+       5e-7},
+      {R"("coefficients": "you")",
+       &kYou,
+       {1.0268280746, 1.0068317678, 0.9878354323, 0.9920118211, 0.4263395431},
+       1e-9},
+      {R"("coefficients": "polar_express")",
+       &kPolarExpress,
+       {1.0047089268, 1.0215224633, 1.1399352844, 0.8661855905, 0.7756152170},
+       1e-9}};
   for (const auto& c : cases) {
     for (const char* impl : {"syrk", "gemm"}) {
       for (descent_dtype dt : {DESCENT_FLOAT64, DESCENT_FLOAT32}) {
@@ -443,8 +467,9 @@ TEST(MuonNewtonSchulz, RotatedDiagonalGivesRotatedMap) {
       const char* name = t == &kJordan ? "jordan" : t == &kYou ? "you" : "polar_express";
       const Mat o = orthogonalize(g, rows, cols, DESCENT_FLOAT64,
                                   std::string(R"("coefficients": ")") + name + "\"");
-      const Mat expected = matmul(matmul(u, diag(rows, cols, ns_scalar(s, *t, 5)), rows, rows, cols),
-                                  transpose(v, cols, cols), rows, cols, cols);
+      const Mat expected =
+          matmul(matmul(u, diag(rows, cols, ns_scalar(s, *t, 5)), rows, rows, cols),
+                 transpose(v, cols, cols), rows, cols, cols);
       EXPECT_LE(max_abs_diff(o, expected), 1e-12) << name;
     }
   }
@@ -521,7 +546,8 @@ TEST(MuonOrthogonality, SingularValuesInEachPresetsBand) {
         EXPECT_GE(*std::min_element(s.begin(), s.end()), b.lo - kBandSlack);
         EXPECT_LE(*std::max_element(s.begin(), s.end()), b.hi + kBandSlack);
         // Exactly: the output's singular values are the scalar map of the input's.
-        std::vector<double> mapped = ns_scalar(singular_values(sh.g, sh.rows, sh.cols), *b.table, 5);
+        std::vector<double> mapped =
+            ns_scalar(singular_values(sh.g, sh.rows, sh.cols), *b.table, 5);
         std::sort(s.begin(), s.end());
         std::sort(mapped.begin(), mapped.end());
         EXPECT_LE(max_abs_diff(s, mapped), dt == DESCENT_FLOAT64 ? 1e-12 : 2e-5);
@@ -532,7 +558,8 @@ TEST(MuonOrthogonality, DistanceToPolarFactorAsPublished) {
   // muon.md §7: Gaussian 64x256 in fp64, ||O - UVᵀ||_F / sqrt(64) ≈ 0.21 / 0.017 / 0.096.
   const Mat g = gaussian(64, 256, 5);
   const Mat uv = polar_reference(g, 64, 256);
-  const std::map<std::string, double> published{{"jordan", 0.21}, {"you", 0.017}, {"polar_express", 0.096}};
+  const std::map<std::string, double> published{
+      {"jordan", 0.21}, {"you", 0.017}, {"polar_express", 0.096}};
   for (const auto& [name, value] : published) {
     const Mat o = orthogonalize(g, 64, 256, DESCENT_FLOAT64, R"("coefficients": ")" + name + "\"");
     double f = 0;
@@ -544,8 +571,8 @@ TEST(MuonOrthogonality, DistanceToPolarFactorAsPublished) {
 // ---- SYRK path against the three-GEMM reference -----------------------------------------------
 
 TEST(MuonSyrk, EqualsThreeGemmReference) {
-  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{64, 256}, {256, 64}, {100, 100}, {1, 17},
-                            {17, 1}, {33, 65}}) {
+  for (auto [rows, cols] :
+       {std::pair<int64_t, int64_t>{64, 256}, {256, 64}, {100, 100}, {1, 17}, {17, 1}, {33, 65}}) {
     SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols));
     const Mat g = gaussian(rows, cols, 40 + rows + cols);
     // float64: the same polynomial in a different order, equal to double rounding.
@@ -569,12 +596,14 @@ TEST(MuonPolar, EqualsUVt) {
     SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols));
     const Mat g = gaussian(rows, cols, 70 + rows);
     const Mat uv = polar_reference(g, rows, cols);
-    EXPECT_LE(max_abs_diff(orthogonalize(g, rows, cols, DESCENT_FLOAT64, R"("method": "polar")"), uv),
-              1e-12);
-    EXPECT_LE(max_abs_diff(orthogonalize(g, rows, cols, DESCENT_FLOAT32, R"("method": "polar")"), uv),
-              2e-5);
-    const std::vector<double> s =
-        singular_values(orthogonalize(g, rows, cols, DESCENT_FLOAT64, R"("method": "polar")"), rows, cols);
+    EXPECT_LE(
+        max_abs_diff(orthogonalize(g, rows, cols, DESCENT_FLOAT64, R"("method": "polar")"), uv),
+        1e-12);
+    EXPECT_LE(
+        max_abs_diff(orthogonalize(g, rows, cols, DESCENT_FLOAT32, R"("method": "polar")"), uv),
+        2e-5);
+    const std::vector<double> s = singular_values(
+        orthogonalize(g, rows, cols, DESCENT_FLOAT64, R"("method": "polar")"), rows, cols);
     for (double v : s) EXPECT_NEAR(v, 1.0, 1e-12);
   }
 }
@@ -615,13 +644,14 @@ bool all_finite(const Mat& m) {
 }
 
 TEST(MuonEdgeCases, ZeroGradientGivesZeroUpdateAndNoNaN) {
-  for (const char* extra : {R"("method": "newton_schulz")", R"("norm_eps_mode": "guard")",
-                            R"("ns_impl": "gemm")", R"("method": "polar")",
-                            R"("coefficients": "polar_express", "norm_eps_mode": "guard")"})
+  for (const char* extra :
+       {R"("method": "newton_schulz")", R"("norm_eps_mode": "guard")", R"("ns_impl": "gemm")",
+        R"("method": "polar")", R"("coefficients": "polar_express", "norm_eps_mode": "guard")"})
     for (descent_dtype dt : {DESCENT_FLOAT32, DESCENT_FLOAT64})
       for (auto [rows, cols] : {std::pair<int64_t, int64_t>{4, 9}, {9, 4}}) {
         SCOPED_TRACE(std::string(extra) + " " + descent_dtype_name(dt));
-        const Mat o = orthogonalize(Mat(static_cast<size_t>(rows * cols), 0.0), rows, cols, dt, extra);
+        const Mat o =
+            orthogonalize(Mat(static_cast<size_t>(rows * cols), 0.0), rows, cols, dt, extra);
         for (double x : o) EXPECT_EQ(x, 0.0);
       }
 }
@@ -661,8 +691,10 @@ std::vector<double> observed_scales(const std::string& extra,
     const Mat g = gaussian(1, n, 200 + n);
     Mat upd[2];
     for (int k = 0; k < 2; ++k) {
-      const std::string cfg = std::string(R"({"learning_rate": 1, "momentum": 0, "weight_decay": 0, "nesterov": false)") +
-                              (k == 0 ? std::string(R"(, "lr_scale": "none")") : ", " + extra) + "}";
+      const std::string cfg =
+          std::string(
+              R"({"learning_rate": 1, "momentum": 0, "weight_decay": 0, "nesterov": false)") +
+          (k == 0 ? std::string(R"(, "lr_scale": "none")") : ", " + extra) + "}";
       Opt opt(cfg);
       Params ps{DESCENT_FLOAT64, {}, {}};
       ps.add(opt, "w", shape, Mat(static_cast<size_t>(n), 0.0));
@@ -683,20 +715,22 @@ std::vector<double> observed_scales(const std::string& extra,
 DESCENT_CLOSED_FORM_KIND("muon");
 TEST(MuonStep, LearningRateScales) {
   // (10,5), (5,10), a conv filter (16,8,3,3) -> 16x72, a conv (64,2,3,1) -> 64x6, a 3-D (3,4,2).
-  const std::vector<std::vector<int64_t>> shapes{{10, 5}, {5, 10}, {16, 8, 3, 3}, {64, 2, 3, 1}, {3, 4, 2}};
+  const std::vector<std::vector<int64_t>> shapes{
+      {10, 5}, {5, 10}, {16, 8, 3, 3}, {64, 2, 3, 1}, {3, 4, 2}};
   auto expect = [&](const std::string& extra, const std::vector<double>& want) {
     const std::vector<double> got = observed_scales(extra, shapes);
-    for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-12) << extra << " shape " << i;
+    for (size_t i = 0; i < want.size(); ++i)
+      EXPECT_NEAR(got[i], want[i], 1e-12) << extra << " shape " << i;
   };
   const double s2 = std::sqrt(2.0);
   // MLX: the original last two dims (kh/kw for a conv: the known bug, kept by default).
   expect(R"("lr_scale": "mlx")", {s2, 1, 1, std::sqrt(3.0), std::sqrt(2.0)});
-  expect(R"("lr_scale": "mlx", "lr_scale_flattened": true)",
-         {s2, 1, 1, std::sqrt(64.0 / 6.0), 1});
-  expect(R"("lr_scale": "moonlight")",
-         {0.2 * std::sqrt(10.0), 0.2 * std::sqrt(10.0), 0.2 * std::sqrt(3.0), 0.2 * std::sqrt(3.0), 0.2 * 2});
+  expect(R"("lr_scale": "mlx", "lr_scale_flattened": true)", {s2, 1, 1, std::sqrt(64.0 / 6.0), 1});
+  expect(R"("lr_scale": "moonlight")", {0.2 * std::sqrt(10.0), 0.2 * std::sqrt(10.0),
+                                        0.2 * std::sqrt(3.0), 0.2 * std::sqrt(3.0), 0.2 * 2});
   expect(R"("lr_scale": "moonlight", "lr_scale_flattened": true)",
-         {0.2 * std::sqrt(10.0), 0.2 * std::sqrt(10.0), 0.2 * std::sqrt(72.0), 0.2 * 8, 0.2 * std::sqrt(8.0)});
+         {0.2 * std::sqrt(10.0), 0.2 * std::sqrt(10.0), 0.2 * std::sqrt(72.0), 0.2 * 8,
+          0.2 * std::sqrt(8.0)});
   expect(R"("lr_scale": "spectral")", {s2, 1 / s2, 1, std::sqrt(3.0), s2});
   expect(R"("lr_scale": "spectral", "lr_scale_flattened": true)",
          {s2, 1 / s2, std::sqrt(16.0 / 72), std::sqrt(64.0 / 6), std::sqrt(3.0 / 8)});
@@ -716,8 +750,10 @@ TEST(MuonStep, DecoupledWeightDecayUsesTheUnscaledLearningRate) {
   const Mat o = orthogonalize(g, 10, 5, DESCENT_FLOAT64);
   const Mat w = ps.value(0), b = ps.value(1);
   const double lr_scaled = lr * std::sqrt(2.0);
-  for (size_t i = 0; i < w.size(); ++i) EXPECT_NEAR(w[i], p0[i] * (1 - lr * wd) - lr_scaled * o[i], 1e-14);
-  for (size_t i = 0; i < b.size(); ++i) EXPECT_NEAR(b[i], pv[i] * (1 - lr * wd) - lr * gv[i], 1e-15);
+  for (size_t i = 0; i < w.size(); ++i)
+    EXPECT_NEAR(w[i], p0[i] * (1 - lr * wd) - lr_scaled * o[i], 1e-14);
+  for (size_t i = 0; i < b.size(); ++i)
+    EXPECT_NEAR(b[i], pv[i] * (1 - lr * wd) - lr * gv[i], 1e-15);
 }
 
 TEST(MuonStep, CoupledWeightDecayAndNesterovMomentumAsMlx) {
@@ -751,7 +787,8 @@ TEST(MuonStep, CoupledWeightDecayAndNesterovMomentumAsMlx) {
   }
   // State slot "v" holds the momentum.
   std::vector<double> sv(v.size());
-  ASSERT_EQ(descent_optimizer_state_get(opt, "w.v", DESCENT_FLOAT64, sv.data(), sv.size()), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_state_get(opt, "w.v", DESCENT_FLOAT64, sv.data(), sv.size()),
+            DESCENT_OK);
   EXPECT_LE(max_abs_diff(sv, v), 1e-15);
 }
 
@@ -773,8 +810,8 @@ TEST(MuonStep, ScalarsAndVectorsAndEmptyTensors) {
 // ---- golden trajectories through the three-GEMM path ------------------------------------------
 
 TEST(MuonGolden, ThreeGemmPathAlsoMatchesMlx) {
-  for (const char* name : {"muon_v0_float32", "muon_v0_float64", "muon_v1_float32", "muon_v4_float64",
-                           "muon_large_float32"}) {
+  for (const char* name : {"muon_v0_float32", "muon_v0_float64", "muon_v1_float32",
+                           "muon_v4_float64", "muon_large_float32"}) {
     SCOPED_TRACE(name);
     const golden::Json c = golden::load(golden::data_dir() + "/golden/" + name + ".json");
     const descent_dtype dtype = golden::dtype_of(c);
@@ -782,7 +819,8 @@ TEST(MuonGolden, ThreeGemmPathAlsoMatchesMlx) {
                                 c.at("tolerance").at("atol").get<double>()};
     descent_optimizer* raw = golden::create_for_case(c);
     ASSERT_NE(raw, nullptr);
-    std::unique_ptr<descent_optimizer, void (*)(descent_optimizer*)> opt(raw, descent_optimizer_free);
+    std::unique_ptr<descent_optimizer, void (*)(descent_optimizer*)> opt(raw,
+                                                                         descent_optimizer_free);
     ASSERT_EQ(descent_optimizer_set_string(raw, "ns_impl", "gemm"), DESCENT_OK);
     std::vector<std::string> names;
     std::vector<golden::CaseTensor> params;
@@ -804,15 +842,17 @@ TEST(MuonGolden, ThreeGemmPathAlsoMatchesMlx) {
         pp.push_back(params[i].bytes.data());
       }
       for (auto& t : g) gp.push_back(t.bytes.data());
-      ASSERT_EQ(descent_optimizer_update(raw, n.size(), n.data(), nullptr, nullptr, pp.data(), gp.data()),
-                DESCENT_OK)
+      ASSERT_EQ(
+          descent_optimizer_update(raw, n.size(), n.data(), nullptr, nullptr, pp.data(), gp.data()),
+          DESCENT_OK)
           << descent_optimizer_last_error(raw);
       for (size_t i = 0; i < names.size(); ++i) {
         std::vector<double> got(static_cast<size_t>(params[i].numel()));
         for (int64_t k = 0; k < params[i].numel(); ++k) got[k] = params[i].at(k);
-        golden::expect_close(std::string(name) + " step " + std::to_string(step + 1), names[i], got,
-                             c.at("expected")[step].at("params").at(names[i]).at("data").get<std::vector<double>>(),
-                             tol);
+        golden::expect_close(
+            std::string(name) + " step " + std::to_string(step + 1), names[i], got,
+            c.at("expected")[step].at("params").at(names[i]).at("data").get<std::vector<double>>(),
+            tol);
       }
     }
   }

@@ -24,8 +24,12 @@ void* operator new(std::size_t n) {
   if (void* p = std::malloc(n ? n : 1)) return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
 
 namespace {
 
@@ -37,7 +41,8 @@ TEST_P(NoAllocation, SteadyStateUpdate) {
   ASSERT_EQ(descent_optimizer_set_double(opt, "learning_rate", 0.01), DESCENT_OK);
   // Long names defeat the small-string optimisation, so a lookup that built a std::string
   // would show up here.
-  const std::string w = "model.layers.0.attention.query.weight", b = "model.layers.0.attention.query.bias";
+  const std::string w = "model.layers.0.attention.query.weight",
+                    b = "model.layers.0.attention.query.bias";
   const int64_t ws[] = {16, 8}, bs[] = {8};
   ASSERT_EQ(descent_optimizer_add_parameter(opt, w.c_str(), DESCENT_FLOAT32, 2, ws), DESCENT_OK);
   ASSERT_EQ(descent_optimizer_add_parameter(opt, b.c_str(), DESCENT_FLOAT64, 1, bs), DESCENT_OK);
@@ -54,7 +59,8 @@ TEST_P(NoAllocation, SteadyStateUpdate) {
   const long before = g_allocations.load();
   for (int i = 0; i < 10; ++i)
     ASSERT_EQ(descent_optimizer_update(opt, 2, names, dtypes, numels, params, grads), DESCENT_OK);
-  EXPECT_EQ(g_allocations.load() - before, 0) << GetParam() << " allocated during a steady-state step";
+  EXPECT_EQ(g_allocations.load() - before, 0)
+      << GetParam() << " allocated during a steady-state step";
   // Changing a hyperparameter between steps is still allocation-free for the step itself.
   ASSERT_EQ(descent_optimizer_set_double(opt, "learning_rate", 0.02), DESCENT_OK);
   const long before_lr = g_allocations.load();
@@ -65,15 +71,20 @@ TEST_P(NoAllocation, SteadyStateUpdate) {
 
 TEST(NoAllocation, MuonAdamwGroups) {
   descent_optimizer* opt = nullptr;
-  ASSERT_EQ(descent_multi_create_muon_adamw("{\"learning_rate\": 0.02}", "{\"learning_rate\": 0.001}",
-                                            nullptr, &opt, nullptr, 0),
-            DESCENT_OK)
+  ASSERT_EQ(
+      descent_multi_create_muon_adamw("{\"learning_rate\": 0.02}", "{\"learning_rate\": 0.001}",
+                                      nullptr, &opt, nullptr, 0),
+      DESCENT_OK)
       << descent_last_error();
   const int64_t hidden[] = {32, 16}, embed[] = {10, 16}, bias[] = {16};
-  ASSERT_EQ(descent_optimizer_add_parameter(opt, "layers.0.weight", DESCENT_FLOAT32, 2, hidden), DESCENT_OK);
-  ASSERT_EQ(descent_optimizer_add_parameter(opt, "embed.weight", DESCENT_FLOAT32, 2, embed), DESCENT_OK);
-  ASSERT_EQ(descent_optimizer_add_parameter(opt, "layers.0.bias", DESCENT_FLOAT32, 1, bias), DESCENT_OK);
-  std::vector<float> hp(512, 0.1f), hg(512, 0.01f), ep(160, 0.1f), eg(160, 0.01f), bp(16), bg(16, 1.0f);
+  ASSERT_EQ(descent_optimizer_add_parameter(opt, "layers.0.weight", DESCENT_FLOAT32, 2, hidden),
+            DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_add_parameter(opt, "embed.weight", DESCENT_FLOAT32, 2, embed),
+            DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_add_parameter(opt, "layers.0.bias", DESCENT_FLOAT32, 1, bias),
+            DESCENT_OK);
+  std::vector<float> hp(512, 0.1f), hg(512, 0.01f), ep(160, 0.1f), eg(160, 0.01f), bp(16),
+      bg(16, 1.0f);
   const char* names[] = {"layers.0.weight", "embed.weight", "layers.0.bias"};
   void* params[] = {hp.data(), ep.data(), bp.data()};
   const void* grads[] = {hg.data(), eg.data(), bg.data()};
@@ -90,8 +101,10 @@ TEST(NoAllocation, MuonAdamwGroups) {
 // pointer arrays are built on the first flat update, then reused).
 void indexed_and_flat(descent_optimizer* opt, const std::string& label) {
   const int64_t ws[] = {16, 8}, bs[] = {8};
-  ASSERT_EQ(descent_optimizer_add_parameter(opt, "layers.0.weight", DESCENT_FLOAT32, 2, ws), DESCENT_OK);
-  ASSERT_EQ(descent_optimizer_add_parameter(opt, "layers.0.bias", DESCENT_FLOAT32, 1, bs), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_add_parameter(opt, "layers.0.weight", DESCENT_FLOAT32, 2, ws),
+            DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_add_parameter(opt, "layers.0.bias", DESCENT_FLOAT32, 1, bs),
+            DESCENT_OK);
   size_t size = 0, bias_at = 0;
   ASSERT_EQ(descent_optimizer_flat_size(opt, &size), DESCENT_OK);
   ASSERT_EQ(descent_optimizer_flat_offset(opt, 1, &bias_at), DESCENT_OK);
@@ -99,13 +112,15 @@ void indexed_and_flat(descent_optimizer* opt, const std::string& label) {
   const size_t indices[] = {1, 0};
   void* params[] = {p.data() + bias_at / 4, p.data()};
   const void* grads[] = {g.data() + bias_at / 4, g.data()};
-  ASSERT_EQ(descent_optimizer_update_indexed(opt, 2, indices, nullptr, nullptr, params, grads), DESCENT_OK)
+  ASSERT_EQ(descent_optimizer_update_indexed(opt, 2, indices, nullptr, nullptr, params, grads),
+            DESCENT_OK)
       << descent_optimizer_last_error(opt);
   ASSERT_EQ(descent_optimizer_update_flat(opt, p.data(), g.data(), size), DESCENT_OK)
       << descent_optimizer_last_error(opt);
   const long before = g_allocations.load();
   for (int i = 0; i < 5; ++i) {
-    ASSERT_EQ(descent_optimizer_update_indexed(opt, 2, indices, nullptr, nullptr, params, grads), DESCENT_OK);
+    ASSERT_EQ(descent_optimizer_update_indexed(opt, 2, indices, nullptr, nullptr, params, grads),
+              DESCENT_OK);
     ASSERT_EQ(descent_optimizer_update_flat(opt, p.data(), g.data(), size), DESCENT_OK);
   }
   EXPECT_EQ(g_allocations.load() - before, 0) << label << " allocated during a steady-state step";
@@ -121,9 +136,10 @@ TEST_P(NoAllocation, SteadyStateIndexedAndFlat) {
 
 TEST(NoAllocation, MuonAdamwGroupsIndexedAndFlat) {
   descent_optimizer* opt = nullptr;
-  ASSERT_EQ(descent_multi_create_muon_adamw("{\"learning_rate\": 0.02}", "{\"learning_rate\": 0.001}",
-                                            nullptr, &opt, nullptr, 0),
-            DESCENT_OK);
+  ASSERT_EQ(
+      descent_multi_create_muon_adamw("{\"learning_rate\": 0.02}", "{\"learning_rate\": 0.001}",
+                                      nullptr, &opt, nullptr, 0),
+      DESCENT_OK);
   indexed_and_flat(opt, "muon+adamw");
   descent_optimizer_free(opt);
 }
@@ -139,6 +155,8 @@ TEST(NoAllocation, CounterSeesAllocations) {
 
 // "multi" is covered by MuonAdamwGroups above.
 INSTANTIATE_TEST_SUITE_P(Kinds, NoAllocation, testing::ValuesIn(descent_test::rule_kinds()),
-                         [](const testing::TestParamInfo<std::string>& info) { return info.param; });
+                         [](const testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace

@@ -71,7 +71,8 @@ inline std::vector<Tensor> small_model(uint64_t seed, int64_t scale = 1) {
 }
 
 // Gradients for step `step` (same shapes as the model).
-inline std::vector<Bytes> gradients(const std::vector<Tensor>& model, uint64_t seed, uint64_t step) {
+inline std::vector<Bytes> gradients(const std::vector<Tensor>& model, uint64_t seed,
+                                    uint64_t step) {
   std::vector<Bytes> g(model.size());
   for (std::size_t i = 0; i < model.size(); ++i) {
     g[i].resize(model[i].param.size());
@@ -94,7 +95,9 @@ inline descent_status inverse_schedule(uint64_t step, void* user_data, double* v
   *value = *static_cast<double*>(user_data) / (1.0 + double(step) / 8.0);
   return DESCENT_OK;
 }
-inline void free_double(void* p) { delete static_cast<double*>(p); }
+inline void free_double(void* p) {
+  delete static_cast<double*>(p);
+}
 
 // An optimizer of `kind` on a model, with errors collected as text.
 class Training {
@@ -125,8 +128,9 @@ class Training {
     }
     if (s != DESCENT_OK) return fail("create " + kind_ + ": " + err), opt;
     for (const Tensor& t : model_)
-      check(opt, descent_optimizer_add_parameter(opt, t.name.c_str(), t.dtype, t.shape.size(),
-                                                 t.shape.data()),
+      check(opt,
+            descent_optimizer_add_parameter(opt, t.name.c_str(), t.dtype, t.shape.size(),
+                                            t.shape.data()),
             "add_parameter");
     // Schedules: 0 none, 1 a string, 2 JSON, 3 a callback (not on "multi", whose groups would
     // each need one: a string there).
@@ -134,10 +138,11 @@ class Training {
       if (schedule_form == 1 || (schedule_form == 3 && kind_ == "multi"))
         check(opt, descent_optimizer_set_schedule(opt, "warmup_cosine:3:40:0.001"), "schedule");
       else if (schedule_form == 2)
-        check(opt,
-              descent_optimizer_set_schedule(
-                  opt, "{\"schedule\": \"exponential_decay\", \"init\": 0.02, \"decay_rate\": 0.97}"),
-              "schedule");
+        check(
+            opt,
+            descent_optimizer_set_schedule(
+                opt, "{\"schedule\": \"exponential_decay\", \"init\": 0.02, \"decay_rate\": 0.97}"),
+            "schedule");
       else if (schedule_form == 3)
         check(opt,
               descent_optimizer_set_schedule_callback(opt, inverse_schedule, new double(0.02),
@@ -181,7 +186,8 @@ class Training {
     descent_dtype dtype;
     std::size_t ndim = 0;
     int64_t shape[DESCENT_MAX_NDIM];
-    if (!check(opt_, descent_optimizer_state_info(opt_, key, &dtype, &ndim, shape, DESCENT_MAX_NDIM),
+    if (!check(opt_,
+               descent_optimizer_state_info(opt_, key, &dtype, &ndim, shape, DESCENT_MAX_NDIM),
                std::string("state_info ") + key))
       return;
     int64_t n = 1;
@@ -195,7 +201,8 @@ class Training {
   void reload_from_buffer(const Bytes& bytes, int schedule_form) {
     descent_optimizer_free(opt_);
     opt_ = make(schedule_form);
-    check(opt_, descent_optimizer_load_from_buffer(opt_, bytes.data(), bytes.size()), "load buffer");
+    check(opt_, descent_optimizer_load_from_buffer(opt_, bytes.data(), bytes.size()),
+          "load buffer");
   }
   void reload_from_file(const std::string& path, int schedule_form) {
     check(opt_, descent_optimizer_save(opt_, path.c_str()), "save file");

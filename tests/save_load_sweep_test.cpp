@@ -31,38 +31,58 @@ std::vector<Case> cases() {
                            R"({"relative_step": false, "learning_rate": 0.01})"}) {
     out.push_back({"adafactor set", "adafactor", base, {R"({"beta_1": 0.9})"}});
     out.push_back({"adafactor unset", "adafactor", base, {R"({"beta_1": null})"}});
-    out.push_back({"adafactor set, unset", "adafactor", base, {R"({"beta_1": 0.5})", R"({"beta_1": null})"}});
-    out.push_back({"adafactor unset, set", "adafactor", base, {R"({"beta_1": null})", R"({"beta_1": 0.8})"}});
+    out.push_back(
+        {"adafactor set, unset", "adafactor", base, {R"({"beta_1": 0.5})", R"({"beta_1": null})"}});
+    out.push_back(
+        {"adafactor unset, set", "adafactor", base, {R"({"beta_1": null})", R"({"beta_1": 0.8})"}});
   }
   // SGD's momentum 0 <-> > 0 (and the other branches of its kernel).
   out.push_back({"sgd momentum on", "sgd", R"({"learning_rate": 0.1})", {R"({"momentum": 0.9})"}});
-  out.push_back({"sgd momentum off", "sgd", R"({"learning_rate": 0.1, "momentum": 0.9})", {R"({"momentum": 0})"}});
-  out.push_back({"sgd nesterov", "sgd", R"({"learning_rate": 0.1})",
+  out.push_back({"sgd momentum off",
+                 "sgd",
+                 R"({"learning_rate": 0.1, "momentum": 0.9})",
+                 {R"({"momentum": 0})"}});
+  out.push_back({"sgd nesterov",
+                 "sgd",
+                 R"({"learning_rate": 0.1})",
                  {R"({"momentum": 0.9, "nesterov": true, "weight_decay": 0.01})"}});
-  out.push_back({"sgd on, off", "sgd", R"({"learning_rate": 0.1})", {R"({"momentum": 0.9})", R"({"momentum": 0})"}});
+  out.push_back({"sgd on, off",
+                 "sgd",
+                 R"({"learning_rate": 0.1})",
+                 {R"({"momentum": 0.9})", R"({"momentum": 0})"}});
   // Every other kind, with a change of its hyperparameters.
   out.push_back({"rmsprop", "rmsprop", R"({"learning_rate": 0.01})", {R"({"alpha": 0.9})"}});
   out.push_back({"adagrad", "adagrad", R"({"learning_rate": 0.01})", {R"({"eps": 1e-6})"}});
   out.push_back({"adadelta", "adadelta", R"({"learning_rate": 0.5})", {R"({"rho": 0.8})"}});
   out.push_back({"adam", "adam", R"({"learning_rate": 0.01})", {R"({"bias_correction": true})"}});
-  out.push_back({"adamw", "adamw", R"({"learning_rate": 0.01})", {R"({"weight_decay": 0.1, "betas": [0.8, 0.9]})"}});
+  out.push_back({"adamw",
+                 "adamw",
+                 R"({"learning_rate": 0.01})",
+                 {R"({"weight_decay": 0.1, "betas": [0.8, 0.9]})"}});
   out.push_back({"adamax", "adamax", R"({"learning_rate": 0.01})", {R"({"betas": [0.8, 0.9]})"}});
   out.push_back({"lion", "lion", R"({"learning_rate": 0.01})", {R"({"weight_decay": 0.1})"}});
-  out.push_back({"muon", "muon", R"({"learning_rate": 0.02})", {R"({"nesterov": false, "ns_steps": 3})"}});
+  out.push_back(
+      {"muon", "muon", R"({"learning_rate": 0.02})", {R"({"nesterov": false, "ns_steps": 3})"}});
   out.push_back({"muon polar", "muon", R"({"learning_rate": 0.02})", {R"({"method": "polar"})"}});
   // A multi: Adafactor for matrices, SGD for the rest; the toggles reach both groups.
   const std::string groups =
       R"({"groups": [{"kind": "adafactor", "include": [{"ndim": [2, -1]}]},
                      {"kind": "sgd", "config": {"learning_rate": 0.1}}]})";
-  out.push_back({"multi set", "multi", groups,
+  out.push_back({"multi set",
+                 "multi",
+                 groups,
                  {R"({"groups": [{"config": {"beta_1": 0.9}}, {"config": {"momentum": 0.9}}]})"}});
-  out.push_back({"multi set, unset", "multi", groups,
+  out.push_back({"multi set, unset",
+                 "multi",
+                 groups,
                  {R"({"groups": [{"config": {"beta_1": 0.9}}, {"config": {"momentum": 0.9}}]})",
                   R"({"groups": [{"config": {"beta_1": null}}, {"config": {"momentum": 0}}]})"}});
-  out.push_back({"multi muon+adamw", "multi",
-                 R"({"groups": [{"kind": "muon", "config": {"learning_rate": 0.02}, "include": [{"ndim": [2, -1]}]},
+  out.push_back(
+      {"multi muon+adamw",
+       "multi",
+       R"({"groups": [{"kind": "muon", "config": {"learning_rate": 0.02}, "include": [{"ndim": [2, -1]}]},
                                 {"kind": "adamw", "config": {"learning_rate": 0.001}}]})",
-                 {R"({"learning_rate": 0.005})"}});
+       {R"({"learning_rate": 0.005})"}});
   return out;
 }
 
@@ -187,7 +207,9 @@ TEST(SaveLoadSweep, AMixedLayoutIsRefused) {
   std::vector<state_test::StTensor> tensors;
   for (const auto& slot : api_test::state_snapshot(a)) {
     if (slot.key == "w.exp_avg") continue;
-    const char* dt = slot.dtype == DESCENT_UINT64 ? "U64" : slot.dtype == DESCENT_FLOAT32 ? "F32" : "F64";
+    const char* dt = slot.dtype == DESCENT_UINT64    ? "U64"
+                     : slot.dtype == DESCENT_FLOAT32 ? "F32"
+                                                     : "F64";
     tensors.push_back({slot.key, dt, slot.shape, slot.bytes});
   }
   const auto file = state_test::build_safetensors(tensors);

@@ -19,7 +19,9 @@ namespace {
 
 using golden::Json;
 
-double f32(double x) { return static_cast<double>(static_cast<float>(x)); }
+double f32(double x) {
+  return static_cast<double>(static_cast<float>(x));
+}
 
 // The schedule's value at `step`; fails the test on error.
 double value_at(const std::string& spec, uint64_t step, double init_lr = 0.0) {
@@ -165,7 +167,7 @@ TEST(ScheduleMlx, DocstringTable) {
 // ---- mlx-semantics.md §6: python/tests/test_optimizers.py, TestSchedulers -----------------------
 
 TEST(ScheduleMlx, DecayLrEveryOptimizer) {
-  const char* kinds[] = {"sgd",   "rmsprop", "adagrad", "adadelta", "adam",
+  const char* kinds[] = {"sgd",   "rmsprop", "adagrad", "adadelta",  "adam",
                          "adamw", "adamax",  "lion",    "adafactor", "muon"};
   const char* config =
       R"({"learning_rate": {"schedule": "step_decay", "init": 0.1, "decay_rate": 0.9, "step_size": 1}})";
@@ -176,7 +178,8 @@ TEST(ScheduleMlx, DecayLrEveryOptimizer) {
     ASSERT_EQ(descent_optimizer_configure_json(opt.get(), config), DESCENT_OK)
         << kind << ": " << descent_optimizer_last_error(opt.get());
     const int64_t shape[] = {5, 5};
-    ASSERT_EQ(descent_optimizer_add_parameter(opt.get(), "w", DESCENT_FLOAT32, 2, shape), DESCENT_OK);
+    ASSERT_EQ(descent_optimizer_add_parameter(opt.get(), "w", DESCENT_FLOAT32, 2, shape),
+              DESCENT_OK);
     std::vector<float> w(25, 1.0f), g(25, 1.0f);
     const char* names[] = {"w"};
     void* params[] = {w.data()};
@@ -191,14 +194,17 @@ TEST(ScheduleMlx, DecayLrEveryOptimizer) {
 }
 
 TEST(ScheduleMlx, StepExponentialCosine) {
-  EXPECT_NEAR(value_at(R"({"schedule": "step_decay", "init": 0.1, "decay_rate": 0.9, "step_size": 1000})", 2500),
-              0.081, 1e-7);
+  EXPECT_NEAR(
+      value_at(R"({"schedule": "step_decay", "init": 0.1, "decay_rate": 0.9, "step_size": 1000})",
+               2500),
+      0.081, 1e-7);
   EXPECT_NEAR(value_at(R"({"schedule": "exponential_decay", "init": 0.1, "decay_rate": 0.99})", 10),
               0.1 * std::pow(0.99, 10), 1e-7);
   const double pi = 3.141592653589793;
   EXPECT_NEAR(value_at(R"({"schedule": "cosine_decay", "init": 0.1, "decay_steps": 10})", 4),
               0.1 * 0.5 * (1.0 + std::cos(pi * 4 / 10)), 1e-7);
-  const std::string with_end = R"({"schedule": "cosine_decay", "init": 0.1, "decay_steps": 10, "end": 0.05})";
+  const std::string with_end =
+      R"({"schedule": "cosine_decay", "init": 0.1, "decay_steps": 10, "end": 0.05})";
   EXPECT_GT(value_at(with_end, 9), 0.05);
   EXPECT_EQ(value_at(with_end, 20), f32(0.05));  // float32 end exactly: cos(pi) is -1
 }
@@ -207,10 +213,12 @@ TEST(ScheduleMlx, Joiner) {
   auto constants = [](const std::string& boundaries) {
     return R"({"schedule": "join_schedules", "schedules": [{"schedule": "constant", "value": 3},
         {"schedule": "constant", "value": 4}, {"schedule": "constant", "value": 5}],
-        "boundaries": )" + boundaries + "}";
+        "boundaries": )" +
+           boundaries + "}";
   };
   double out = 0;
-  EXPECT_EQ(descent_schedule_value(constants("[2, 3, 4]").c_str(), 0, 0, &out, nullptr, 0), DESCENT_ERR_PARSE);
+  EXPECT_EQ(descent_schedule_value(constants("[2, 3, 4]").c_str(), 0, 0, &out, nullptr, 0),
+            DESCENT_ERR_PARSE);
   EXPECT_NE(std::string(descent_last_error()).find("boundaries"), std::string::npos)
       << descent_last_error();
   const std::string ok = constants("[2, 4]");
@@ -228,7 +236,8 @@ TEST(ScheduleMlx, LinearWarmupWithCosineDecay) {
 }
 
 TEST(ScheduleMlx, CompileWithSchedule) {
-  // SGD(exponential_decay(0.1, 0.9)) and update({}, {}): after update step + 1, lr = schedule(step).
+  // SGD(exponential_decay(0.1, 0.9)) and update({}, {}): after update step + 1, lr =
+  // schedule(step).
   const std::string s = R"({"schedule": "exponential_decay", "init": 0.1, "decay_rate": 0.9})";
   OptimizerPtr opt = make("sgd", lr_config(s).c_str());
   for (uint64_t step = 0; step < 5; ++step) {
@@ -240,24 +249,29 @@ TEST(ScheduleMlx, CompileWithSchedule) {
 
 // ---- string forms ------------------------------------------------------------------------------
 
-const uint64_t kSteps[] = {0, 1, 2, 3, 4, 5, 7, 9, 10, 11, 50, 99, 100, 101, 102, 999, 1000, 1001,
-                           1234, 2500, 4999, 5000, 5001, 100000, 10000000, 4294967296ull};
+const uint64_t kSteps[] = {
+    0,   1,   2,   3,    4,    5,    7,    9,    10,   11,   50,     99,       100,
+    101, 102, 999, 1000, 1001, 1234, 2500, 4999, 5000, 5001, 100000, 10000000, 4294967296ull};
 
 void expect_same_schedule(const std::string& a, const std::string& b, double init_a = 0.0,
                           double init_b = 0.0) {
   for (uint64_t step : kSteps)
-    EXPECT_EQ(value_at(a, step, init_a), value_at(b, step, init_b)) << a << " vs " << b << " at " << step;
+    EXPECT_EQ(value_at(a, step, init_a), value_at(b, step, init_b))
+        << a << " vs " << b << " at " << step;
 }
 
 TEST(ScheduleString, SpelledOutFormsEqualJson) {
   expect_same_schedule("exponential_decay:0.1:0.999",
                        R"({"schedule": "exponential_decay", "init": 0.1, "decay_rate": 0.999})");
-  expect_same_schedule("step_decay:0.1:0.9:1000",
-                       R"({"schedule": "step_decay", "init": 0.1, "decay_rate": 0.9, "step_size": 1000})");
-  expect_same_schedule("cosine_decay:0.1:1000:0.001",
-                       R"({"schedule": "cosine_decay", "init": 0.1, "decay_steps": 1000, "end": 0.001})");
-  expect_same_schedule("cosine_decay:0.1:1000",
-                       R"({"schedule": "cosine_decay", "init": 0.1, "decay_steps": 1000, "end": 0.0})");
+  expect_same_schedule(
+      "step_decay:0.1:0.9:1000",
+      R"({"schedule": "step_decay", "init": 0.1, "decay_rate": 0.9, "step_size": 1000})");
+  expect_same_schedule(
+      "cosine_decay:0.1:1000:0.001",
+      R"({"schedule": "cosine_decay", "init": 0.1, "decay_steps": 1000, "end": 0.001})");
+  expect_same_schedule(
+      "cosine_decay:0.1:1000",
+      R"({"schedule": "cosine_decay", "init": 0.1, "decay_steps": 1000, "end": 0.0})");
   expect_same_schedule("linear_schedule:0:0.1:100",
                        R"({"schedule": "linear_schedule", "init": 0.0, "end": 0.1, "steps": 100})");
   expect_same_schedule("constant:0.125", R"({"schedule": "constant", "value": 0.125})");
@@ -270,9 +284,9 @@ TEST(ScheduleString, ShorthandsTakeTheInitialValue) {
   expect_same_schedule("cosine:1000:1e-5", "cosine_decay:3e-4:1000:1e-5", 3e-4, 0.0);
   // warmup_cosine:<warmup>:<iters>:<min_lr> is mlx-lm's warm-up: linear from 0 to init over
   // `warmup` steps, joined at warmup + 1 with cosine_decay(init, iters, min_lr).
-  expect_same_schedule("warmup_cosine:100:1000:1e-5",
-                       R"({"name": "cosine_decay", "arguments": [3e-4, 1000, 1e-5], "warmup": 100})",
-                       3e-4, 0.0);
+  expect_same_schedule(
+      "warmup_cosine:100:1000:1e-5",
+      R"({"name": "cosine_decay", "arguments": [3e-4, 1000, 1e-5], "warmup": 100})", 3e-4, 0.0);
   expect_same_schedule("warmup_cosine:100:1000:1e-5",
                        R"({"schedule": "join_schedules", "schedules": [
                            {"schedule": "linear_schedule", "init": 0, "end": 3e-4, "steps": 100},
@@ -282,10 +296,12 @@ TEST(ScheduleString, ShorthandsTakeTheInitialValue) {
   EXPECT_EQ(value_at("warmup_cosine:100:1000:1e-5", 0, 3e-4), 0.0);
   EXPECT_EQ(value_at("warmup_cosine:100:1000:1e-5", 100, 3e-4), f32(3e-4));
   // Step 101 is cosine's local step 0: f32(end) + 1 * f32(init - end), about init.
-  EXPECT_EQ(value_at("warmup_cosine:100:1000:1e-5", 101, 3e-4), value_at("cosine_decay:3e-4:1000:1e-5", 0));
+  EXPECT_EQ(value_at("warmup_cosine:100:1000:1e-5", 101, 3e-4),
+            value_at("cosine_decay:3e-4:1000:1e-5", 0));
   EXPECT_NEAR(value_at("warmup_cosine:100:1000:1e-5", 101, 3e-4), 3e-4, 1e-10);
   EXPECT_LT(value_at("warmup_cosine:100:1000:1e-5", 102, 3e-4), f32(3e-4));
-  EXPECT_EQ(value_at("warmup_cosine:100:1000:1e-5", 1101, 3e-4), value_at("cosine_decay:3e-4:1000:1e-5", 1000));
+  EXPECT_EQ(value_at("warmup_cosine:100:1000:1e-5", 1101, 3e-4),
+            value_at("cosine_decay:3e-4:1000:1e-5", 1000));
   // No warm-up: plain cosine (mlx-lm: warmup 0 means none).
   expect_same_schedule("warmup_cosine:0:1000:1e-5", "cosine:1000:1e-5", 3e-4, 3e-4);
 }
@@ -295,7 +311,8 @@ TEST(ScheduleString, ShorthandOnOptimizerUsesItsLearningRate) {
   ASSERT_EQ(descent_optimizer_set_schedule(opt.get(), "warmup_cosine:10:100:1e-5"), DESCENT_OK)
       << descent_optimizer_last_error(opt.get());
   // The float32 learning rate 0.001f stands for the decimal 0.001, as in MLX's config.
-  const std::string same = R"({"name": "cosine_decay", "arguments": [0.001, 100, 1e-5], "warmup": 10})";
+  const std::string same =
+      R"({"name": "cosine_decay", "arguments": [0.001, 100, 1e-5], "warmup": 10})";
   EXPECT_EQ(learning_rate(opt.get()), value_at(same, 0));
   for (uint64_t k = 1; k <= 130; ++k) {
     empty_update(opt.get());
@@ -364,8 +381,8 @@ TEST(ScheduleJson, ErrorsNameTheField) {
        "field 'decay_steps' must be >= 1"},
       {R"({"schedule": "cosine_decay", "init": 0.1, "decay_steps": 2.5})", DESCENT_ERR_PARSE,
        "field 'decay_steps' must be an integer"},
-      {R"({"schedule": "cosine_decay", "init": 0.1, "decay_steps": 10, "ned": 0})", DESCENT_ERR_PARSE,
-       "unknown field 'ned'"},
+      {R"({"schedule": "cosine_decay", "init": 0.1, "decay_steps": 10, "ned": 0})",
+       DESCENT_ERR_PARSE, "unknown field 'ned'"},
       {R"({"schedule": "step_decay", "init": 0.1, "decay_rate": 0.9, "step_size": 0})",
        DESCENT_ERR_OUT_OF_RANGE, "step_decay: field 'step_size' must be >= 1 (got 0)"},
       {R"({"schedule": "linear_schedule", "init": 0, "end": 1, "steps": -3})",
@@ -373,21 +390,23 @@ TEST(ScheduleJson, ErrorsNameTheField) {
       {R"({"schedule": "join_schedules", "schedules": [], "boundaries": []})", DESCENT_ERR_PARSE,
        "at least one schedule"},
       {R"({"schedule": "join_schedules", "schedules": [{"schedule": "constant", "value": 1}],
-           "boundaries": [3]})", DESCENT_ERR_PARSE, "1 schedules need 0 boundaries, got 1"},
+           "boundaries": [3]})",
+       DESCENT_ERR_PARSE, "1 schedules need 0 boundaries, got 1"},
       {R"({"schedule": "join_schedules", "schedules": [{"schedule": "constant", "value": 1},
            {"schedule": "cosine_decay", "init": 0.1, "decay_steps": 0}], "boundaries": [3]})",
        DESCENT_ERR_OUT_OF_RANGE, "schedules[1]: cosine_decay: field 'decay_steps' must be >= 1"},
       {R"({"schedule": "join_schedules", "schedules": [{"schedule": "constant", "value": 1},
-           {"schedule": "constant", "value": 2}], "boundaries": [-1]})", DESCENT_ERR_OUT_OF_RANGE,
-       "boundaries[0] must be >= 0"},
-      {R"({"schedule": "polynomial_decay"})", DESCENT_ERR_PARSE, "unknown schedule 'polynomial_decay'"},
+           {"schedule": "constant", "value": 2}], "boundaries": [-1]})",
+       DESCENT_ERR_OUT_OF_RANGE, "boundaries[0] must be >= 0"},
+      {R"({"schedule": "polynomial_decay"})", DESCENT_ERR_PARSE,
+       "unknown schedule 'polynomial_decay'"},
       {R"({"init": 0.1})", DESCENT_ERR_PARSE, "needs \"schedule\""},
       {R"({"name": "cosine_decay", "arguments": [0.1]})", DESCENT_ERR_PARSE,
        "'arguments' must be [init, decay_steps, [end]], got 1 values"},
       {R"({"name": "cosine_decay", "arguments": [0.1, "x"]})", DESCENT_ERR_PARSE,
        "arguments[1] (decay_steps) must be an integer"},
-      {R"({"name": "cosine_decay", "arguments": [0.1, 100], "warmup": -2})", DESCENT_ERR_OUT_OF_RANGE,
-       "field 'warmup' must be >= 0"},
+      {R"({"name": "cosine_decay", "arguments": [0.1, 100], "warmup": -2})",
+       DESCENT_ERR_OUT_OF_RANGE, "field 'warmup' must be >= 0"},
       {R"({"name": "join_schedules", "arguments": []})", DESCENT_ERR_PARSE,
        "unknown schedule function 'join_schedules'"},
       {R"({"name": "cosine_decay", "arguments": [0.1, 100], "schedule": "cosine_decay"})",
@@ -408,7 +427,8 @@ TEST(ScheduleJson, ConfigureJsonIsAllOrNothing) {
   const char* bad =
       R"({"momentum": 0.1, "learning_rate": {"schedule": "cosine_decay", "init": 0.1, "decay_steps": 0}})";
   EXPECT_EQ(descent_optimizer_configure_json(opt.get(), bad), DESCENT_ERR_OUT_OF_RANGE);
-  EXPECT_NE(std::string(descent_optimizer_last_error(opt.get())).find("decay_steps"), std::string::npos);
+  EXPECT_NE(std::string(descent_optimizer_last_error(opt.get())).find("decay_steps"),
+            std::string::npos);
   EXPECT_EQ(learning_rate(opt.get()), 0.5);
   double momentum = 0;
   EXPECT_EQ(descent_optimizer_get_double(opt.get(), "momentum", &momentum), DESCENT_OK);
@@ -421,8 +441,9 @@ TEST(ScheduleJson, MlxLmFormDefaultsAndIntegralFloats) {
   // warmup_init defaults to 0 and warmup to 0 (no warm-up); 1000.0 is read as the integer 1000.
   expect_same_schedule(R"({"name": "cosine_decay", "arguments": [0.1, 1000.0]})",
                        "cosine_decay:0.1:1000:0");
-  expect_same_schedule(R"({"name": "linear_schedule", "arguments": [0, 0.1, 50], "warmup": 5, "warmup_init": 0.01})",
-                       R"({"schedule": "join_schedules", "schedules": [
+  expect_same_schedule(
+      R"({"name": "linear_schedule", "arguments": [0, 0.1, 50], "warmup": 5, "warmup_init": 0.01})",
+      R"({"schedule": "join_schedules", "schedules": [
                            {"schedule": "linear_schedule", "init": 0.01, "end": 0, "steps": 5},
                            {"schedule": "linear_schedule", "init": 0, "end": 0.1, "steps": 50}],
                            "boundaries": [6]})");
@@ -433,8 +454,10 @@ TEST(Schedule, OverflowIsAnErrorAtItsStep) {
   double out = 0;
   EXPECT_EQ(descent_schedule_value("exponential_decay:1:10", 0, 38, &out, nullptr, 0), DESCENT_OK);
   EXPECT_EQ(out, f32(1e38));
-  EXPECT_EQ(descent_schedule_value("exponential_decay:1:10", 0, 39, &out, nullptr, 0), DESCENT_ERR_OUT_OF_RANGE);
-  EXPECT_NE(std::string(descent_last_error()).find("step 39"), std::string::npos) << descent_last_error();
+  EXPECT_EQ(descent_schedule_value("exponential_decay:1:10", 0, 39, &out, nullptr, 0),
+            DESCENT_ERR_OUT_OF_RANGE);
+  EXPECT_NE(std::string(descent_last_error()).find("step 39"), std::string::npos)
+      << descent_last_error();
   OptimizerPtr opt = make("sgd", R"({"learning_rate": 1.0})");
   ASSERT_EQ(descent_optimizer_set_schedule(opt.get(), "exponential_decay:1:10"), DESCENT_OK);
   for (int k = 0; k < 39; ++k) empty_update(opt.get());
@@ -443,7 +466,8 @@ TEST(Schedule, OverflowIsAnErrorAtItsStep) {
   EXPECT_EQ(step_of(opt.get()), 39u);
   EXPECT_EQ(learning_rate(opt.get()), f32(1e38));
   // Attaching a schedule whose value at the current step overflows fails and keeps the old one.
-  EXPECT_EQ(descent_optimizer_set_schedule(opt.get(), "exponential_decay:2:10"), DESCENT_ERR_OUT_OF_RANGE);
+  EXPECT_EQ(descent_optimizer_set_schedule(opt.get(), "exponential_decay:2:10"),
+            DESCENT_ERR_OUT_OF_RANGE);
   ASSERT_EQ(descent_optimizer_set_schedule(opt.get(), "constant:0.5"), DESCENT_OK);
   empty_update(opt.get());
   EXPECT_EQ(learning_rate(opt.get()), 0.5);
@@ -474,7 +498,8 @@ TEST(Schedule, ClearKeepsTheLastValue) {
 TEST(Schedule, NullArguments) {
   double out = 0;
   EXPECT_EQ(descent_schedule_value(nullptr, 0, 0, &out, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
-  EXPECT_EQ(descent_schedule_value("constant:1", 0, 0, nullptr, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
+  EXPECT_EQ(descent_schedule_value("constant:1", 0, 0, nullptr, nullptr, 0),
+            DESCENT_ERR_NULL_ARGUMENT);
   EXPECT_EQ(descent_optimizer_set_schedule(nullptr, "constant:1"), DESCENT_ERR_NULL_ARGUMENT);
   OptimizerPtr opt = make("sgd", R"({"learning_rate": 1.0})");
   EXPECT_EQ(descent_optimizer_set_schedule(opt.get(), nullptr), DESCENT_ERR_NULL_ARGUMENT);
@@ -482,7 +507,8 @@ TEST(Schedule, NullArguments) {
             DESCENT_ERR_NULL_ARGUMENT);
   EXPECT_EQ(descent_optimizer_clear_schedule(nullptr), DESCENT_ERR_NULL_ARGUMENT);
   // init_lr is only read by the shorthands: NaN there is a range error naming it.
-  EXPECT_EQ(descent_schedule_value("cosine:10:0", NAN, 0, &out, nullptr, 0), DESCENT_ERR_OUT_OF_RANGE);
+  EXPECT_EQ(descent_schedule_value("cosine:10:0", NAN, 0, &out, nullptr, 0),
+            DESCENT_ERR_OUT_OF_RANGE);
   EXPECT_NE(std::string(descent_last_error()).find("initial learning rate"), std::string::npos);
   EXPECT_EQ(descent_schedule_value("constant:1", NAN, 0, &out, nullptr, 0), DESCENT_OK);
 }
@@ -503,7 +529,9 @@ descent_status probe_fn(uint64_t step, void* user_data, double* value, char*, si
   return DESCENT_OK;
 }
 
-void probe_free(void* user_data) { static_cast<Probe*>(user_data)->frees++; }
+void probe_free(void* user_data) {
+  static_cast<Probe*>(user_data)->frees++;
+}
 
 TEST(ScheduleCallback, CalledWithThePreIncrementStep) {
   Probe probe;
@@ -519,14 +547,15 @@ TEST(ScheduleCallback, CalledWithThePreIncrementStep) {
   void* params[] = {w.data()};
   const void* grads[] = {g.data()};
   for (int k = 1; k <= 3; ++k) {
-    ASSERT_EQ(descent_optimizer_update(opt.get(), 1, names, nullptr, nullptr, params, grads), DESCENT_OK);
+    ASSERT_EQ(descent_optimizer_update(opt.get(), 1, names, nullptr, nullptr, params, grads),
+              DESCENT_OK);
     EXPECT_EQ(probe.calls.back(), static_cast<uint64_t>(k - 1));  // update k uses schedule(k - 1)
     EXPECT_EQ(learning_rate(opt.get()), f32(0.01 * k));
   }
   EXPECT_EQ(probe.calls, (std::vector<uint64_t>{0, 0, 1, 2}));
   // SGD: w = -(lr0 + lr1 + lr2) * g, with float32 learning rates.
-  const float expected = ((0.0f - static_cast<float>(0.01)) - static_cast<float>(0.02)) -
-                         static_cast<float>(0.03);
+  const float expected =
+      ((0.0f - static_cast<float>(0.01)) - static_cast<float>(0.02)) - static_cast<float>(0.03);
   EXPECT_EQ(w[0], expected);
   EXPECT_EQ(probe.frees, 0);
   opt.reset();
@@ -536,22 +565,27 @@ TEST(ScheduleCallback, CalledWithThePreIncrementStep) {
 TEST(ScheduleCallback, UserDataFreedExactlyOnce) {
   Probe a, b, c, d;
   OptimizerPtr opt = make("adam", R"({"learning_rate": 1e-3})");
-  ASSERT_EQ(descent_optimizer_set_schedule_callback(opt.get(), probe_fn, &a, probe_free), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_set_schedule_callback(opt.get(), probe_fn, &a, probe_free),
+            DESCENT_OK);
   // Replaced by another callback: a is freed.
-  ASSERT_EQ(descent_optimizer_set_schedule_callback(opt.get(), probe_fn, &b, probe_free), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_set_schedule_callback(opt.get(), probe_fn, &b, probe_free),
+            DESCENT_OK);
   EXPECT_EQ(a.frees, 1);
   EXPECT_EQ(b.frees, 0);
   // Replaced by a string schedule: b is freed.
   ASSERT_EQ(descent_optimizer_set_schedule(opt.get(), "constant:0.5"), DESCENT_OK);
   EXPECT_EQ(b.frees, 1);
   // Cleared.
-  ASSERT_EQ(descent_optimizer_set_schedule_callback(opt.get(), probe_fn, &c, probe_free), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_set_schedule_callback(opt.get(), probe_fn, &c, probe_free),
+            DESCENT_OK);
   ASSERT_EQ(descent_optimizer_clear_schedule(opt.get()), DESCENT_OK);
   EXPECT_EQ(c.frees, 1);
   // A failed configure_json keeps it; a configure_json with a plain learning rate drops it.
-  ASSERT_EQ(descent_optimizer_set_schedule_callback(opt.get(), probe_fn, &d, probe_free), DESCENT_OK);
-  EXPECT_NE(descent_optimizer_configure_json(opt.get(), R"({"learning_rate": 0.1, "no_such_key": 1})"),
+  ASSERT_EQ(descent_optimizer_set_schedule_callback(opt.get(), probe_fn, &d, probe_free),
             DESCENT_OK);
+  EXPECT_NE(
+      descent_optimizer_configure_json(opt.get(), R"({"learning_rate": 0.1, "no_such_key": 1})"),
+      DESCENT_OK);
   EXPECT_EQ(d.frees, 0);
   empty_update(opt.get());
   EXPECT_EQ(d.calls.size(), 2u);  // attach and one update: still attached
@@ -562,7 +596,8 @@ TEST(ScheduleCallback, UserDataFreedExactlyOnce) {
   // free_user_data may be NULL.
   Probe e;
   OptimizerPtr other = make("sgd", R"({"learning_rate": 1.0})");
-  ASSERT_EQ(descent_optimizer_set_schedule_callback(other.get(), probe_fn, &e, nullptr), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_set_schedule_callback(other.get(), probe_fn, &e, nullptr),
+            DESCENT_OK);
   other.reset();
   EXPECT_EQ(e.frees, 0);
 }
@@ -574,26 +609,32 @@ TEST(ScheduleCallback, NonFiniteFailsTheUpdateAndChangesNothing) {
     probe.bad_value = bad;
     OptimizerPtr opt = make("sgd", R"({"learning_rate": 1.0, "momentum": 0.9})");
     const int64_t shape[] = {2};
-    ASSERT_EQ(descent_optimizer_add_parameter(opt.get(), "w", DESCENT_FLOAT32, 1, shape), DESCENT_OK);
-    ASSERT_EQ(descent_optimizer_set_schedule_callback(opt.get(), probe_fn, &probe, probe_free), DESCENT_OK);
+    ASSERT_EQ(descent_optimizer_add_parameter(opt.get(), "w", DESCENT_FLOAT32, 1, shape),
+              DESCENT_OK);
+    ASSERT_EQ(descent_optimizer_set_schedule_callback(opt.get(), probe_fn, &probe, probe_free),
+              DESCENT_OK);
     std::vector<float> w{1.0f, 2.0f}, g{0.5f, -0.5f};
     const char* names[] = {"w"};
     void* params[] = {w.data()};
     const void* grads[] = {g.data()};
     for (int k = 0; k < 2; ++k)
-      ASSERT_EQ(descent_optimizer_update(opt.get(), 1, names, nullptr, nullptr, params, grads), DESCENT_OK);
+      ASSERT_EQ(descent_optimizer_update(opt.get(), 1, names, nullptr, nullptr, params, grads),
+                DESCENT_OK);
     const std::vector<float> w_before = w;
     float v_before[2];
-    ASSERT_EQ(descent_optimizer_state_get(opt.get(), "w.v", DESCENT_FLOAT32, v_before, 2), DESCENT_OK);
+    ASSERT_EQ(descent_optimizer_state_get(opt.get(), "w.v", DESCENT_FLOAT32, v_before, 2),
+              DESCENT_OK);
     const double lr_before = learning_rate(opt.get());
     EXPECT_EQ(descent_optimizer_update(opt.get(), 1, names, nullptr, nullptr, params, grads),
               DESCENT_ERR_OUT_OF_RANGE);
-    EXPECT_NE(std::string(descent_optimizer_last_error(opt.get())).find("step 2"), std::string::npos)
+    EXPECT_NE(std::string(descent_optimizer_last_error(opt.get())).find("step 2"),
+              std::string::npos)
         << descent_optimizer_last_error(opt.get());
     EXPECT_EQ(step_of(opt.get()), 2u);
     EXPECT_EQ(w, w_before);
     float v_after[2];
-    ASSERT_EQ(descent_optimizer_state_get(opt.get(), "w.v", DESCENT_FLOAT32, v_after, 2), DESCENT_OK);
+    ASSERT_EQ(descent_optimizer_state_get(opt.get(), "w.v", DESCENT_FLOAT32, v_after, 2),
+              DESCENT_OK);
     EXPECT_EQ(std::memcmp(v_before, v_after, sizeof v_before), 0);
     EXPECT_EQ(learning_rate(opt.get()), lr_before);
     opt.reset();
@@ -605,10 +646,11 @@ TEST(ScheduleCallback, FailingAttachLeavesUserDataWithTheCaller) {
   Probe good, bad;
   bad.bad_step = 0;  // non-finite at the current step: attaching fails
   OptimizerPtr opt = make("sgd", R"({"learning_rate": 1.0})");
-  ASSERT_EQ(descent_optimizer_set_schedule_callback(opt.get(), probe_fn, &good, probe_free), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_set_schedule_callback(opt.get(), probe_fn, &good, probe_free),
+            DESCENT_OK);
   EXPECT_EQ(descent_optimizer_set_schedule_callback(opt.get(), probe_fn, &bad, probe_free),
             DESCENT_ERR_OUT_OF_RANGE);
-  EXPECT_EQ(bad.frees, 0);  // not taken: the caller still owns it
+  EXPECT_EQ(bad.frees, 0);   // not taken: the caller still owns it
   EXPECT_EQ(good.frees, 0);  // the previous schedule is still attached
   empty_update(opt.get());
   EXPECT_EQ(good.calls.size(), 2u);

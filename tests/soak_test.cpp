@@ -68,11 +68,14 @@ TEST(Soak, ManyStepsWithSaveAndLoadStayFlatAndEqualAnUninterruptedRun) {
       soaked.step();
       reference.step();
     }
-    if (cycles % 2) soaked.reload_from_file(path, 1);
-    else soaked.reload_from_buffer(soaked.save(), 1);
+    if (cycles % 2)
+      soaked.reload_from_file(path, 1);
+    else
+      soaked.reload_from_buffer(soaked.save(), 1);
     ++cycles;
     if (cycles % 10 == 0) {
-      ASSERT_TRUE(soaked.fingerprint() == reference.fingerprint()) << "after " << cycles << " cycles";
+      ASSERT_TRUE(soaked.fingerprint() == reference.fingerprint())
+          << "after " << cycles << " cycles";
       ASSERT_TRUE(soaked.errors().empty()) << soaked.errors().front();
     }
     if (cycles == kWarmupCycles) {
@@ -85,10 +88,11 @@ TEST(Soak, ManyStepsWithSaveAndLoadStayFlatAndEqualAnUninterruptedRun) {
   }
   EXPECT_TRUE(soaked.fingerprint() == reference.fingerprint());
   EXPECT_TRUE(soaked.errors().empty() && reference.errors().empty());
-  std::printf("soak: %d save/load cycles, %llu steps in %.1f s; after warm-up: RSS +%ld KiB, "
-              "heap +%ld bytes\n",
-              cycles, static_cast<unsigned long long>(soaked.steps()), elapsed(), rss_peak_growth,
-              heap_peak_growth);
+  std::printf(
+      "soak: %d save/load cycles, %llu steps in %.1f s; after warm-up: RSS +%ld KiB, "
+      "heap +%ld bytes\n",
+      cycles, static_cast<unsigned long long>(soaked.steps()), elapsed(), rss_peak_growth,
+      heap_peak_growth);
 #ifndef DESCENT_SOAK_SANITIZED  // sanitizers replace malloc and keep freed memory in quarantine
   EXPECT_LT(heap_peak_growth, 256 * 1024) << "the heap grows";
   EXPECT_LT(rss_peak_growth, 4 * 1024) << "the resident set grows (KiB)";

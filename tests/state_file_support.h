@@ -28,7 +28,8 @@ namespace state_test {
 
 using Bytes = std::vector<unsigned char>;
 
-// ---- handles -------------------------------------------------------------------------------------
+// ---- handles
+// -------------------------------------------------------------------------------------
 
 struct Free {
   void operator()(descent_optimizer* o) const { descent_optimizer_free(o); }
@@ -37,14 +38,14 @@ using Opt = std::unique_ptr<descent_optimizer, Free>;
 
 inline Opt create(const char* kind, const char* config = nullptr) {
   descent_optimizer* o = nullptr;
-  EXPECT_EQ(descent_optimizer_create(kind, &o, nullptr, 0), DESCENT_OK) << kind << ": " << descent_last_error();
+  EXPECT_EQ(descent_optimizer_create(kind, &o, nullptr, 0), DESCENT_OK)
+      << kind << ": " << descent_last_error();
   if (o && config) {
     EXPECT_EQ(descent_optimizer_configure_json(o, config), DESCENT_OK)
         << config << ": " << descent_optimizer_last_error(o);
   }
   return Opt(o);
 }
-
 
 // Tensors, models and snapshots are the shared ones (api_test_support.h).
 using api_test::dtype_size;
@@ -68,9 +69,12 @@ inline Bytes save_buffer(const descent_optimizer* opt) {
   return out;
 }
 
-// ---- files ---------------------------------------------------------------------------------------
+// ---- files
+// ---------------------------------------------------------------------------------------
 
-inline std::string data_dir() { return DESCENT_TEST_DATA_DIR; }
+inline std::string data_dir() {
+  return DESCENT_TEST_DATA_DIR;
+}
 
 inline Bytes read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -80,7 +84,8 @@ inline Bytes read_bytes(const std::string& path) {
 
 inline void write_bytes(const std::string& path, const Bytes& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
   ASSERT_TRUE(out.good()) << "cannot write " << path;
 }
 
@@ -124,7 +129,8 @@ class TempDir {
   std::string path_;
 };
 
-// ---- a minimal independent safetensors builder ---------------------------------------------------
+// ---- a minimal independent safetensors builder
+// ---------------------------------------------------
 
 struct StTensor {
   std::string name;
@@ -147,9 +153,8 @@ inline Bytes build_safetensors(const std::vector<StTensor>& tensors,
   header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const auto& t : tensors) {
-    header[t.name] = {{"dtype", t.dtype},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + t.data.size()}}};
+    header[t.name] = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.data.size()}}};
     offset += t.data.size();
   }
   const std::string text = header.dump();
@@ -185,7 +190,8 @@ inline ParsedFile parse_independently(const Bytes& file) {
     ADD_FAILURE() << "header length past the end";
     return out;
   }
-  out.header = nlohmann::ordered_json::parse(file.begin() + 8, file.begin() + 8 + static_cast<long>(n));
+  out.header =
+      nlohmann::ordered_json::parse(file.begin() + 8, file.begin() + 8 + static_cast<long>(n));
   out.data_start = 8 + n;
   return out;
 }

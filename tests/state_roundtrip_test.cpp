@@ -84,8 +84,8 @@ void copy_state(const descent_optimizer* from, descent_optimizer* to) {
     void* data = bytes.empty() ? nullptr : bytes.data();
     DESCENT_ASSERT_OK(from, descent_optimizer_state_get(from, key.c_str(), dtype, data,
                                                         static_cast<std::size_t>(n)));
-    DESCENT_ASSERT_OK(to, descent_optimizer_state_set(to, key.c_str(), dtype, data,
-                                                      static_cast<std::size_t>(n)));
+    DESCENT_ASSERT_OK(
+        to, descent_optimizer_state_set(to, key.c_str(), dtype, data, static_cast<std::size_t>(n)));
   }
 }
 
@@ -344,7 +344,8 @@ TEST(StateLayout, UpdateWithNoTensorsAdvancesStep) {
     DESCENT_ASSERT_OK(h, m.declare(h));
     m.fill_params(9);
     const auto params = m.params();
-    DESCENT_ASSERT_OK(h, descent_optimizer_update(h, 0, nullptr, nullptr, nullptr, nullptr, nullptr));
+    DESCENT_ASSERT_OK(h,
+                      descent_optimizer_update(h, 0, nullptr, nullptr, nullptr, nullptr, nullptr));
     EXPECT_EQ(api_test::step_of(h), 1u);
     EXPECT_TRUE(m.params() == params);
     // The state exists now (the first update initialises it) and is still zero.

@@ -26,7 +26,9 @@ inline std::vector<std::string> rule_kinds() {
 }
 
 // A gtest name for a float dtype: "float32", "float64".
-inline std::string dtype_suffix(descent_dtype d) { return descent_dtype_name(d); }
+inline std::string dtype_suffix(descent_dtype d) {
+  return descent_dtype_name(d);
+}
 
 }  // namespace descent_test
 

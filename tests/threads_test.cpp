@@ -15,8 +15,8 @@
 namespace {
 
 struct Result {
-  std::vector<unsigned char> params;               // flat buffer after the steps
-  std::vector<std::vector<unsigned char>> state;   // every state slot, in key order
+  std::vector<unsigned char> params;              // flat buffer after the steps
+  std::vector<std::vector<unsigned char>> state;  // every state slot, in key order
   std::vector<std::string> keys;
 };
 
@@ -26,7 +26,9 @@ uint64_t mix(uint64_t x) {
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
   return x ^ (x >> 31);
 }
-double value(uint64_t seed) { return static_cast<double>(mix(seed) >> 11) * 0x1p-53 * 2.0 - 1.0; }
+double value(uint64_t seed) {
+  return static_cast<double>(mix(seed) >> 11) * 0x1p-53 * 2.0 - 1.0;
+}
 
 // Shapes: one large (split across threads at a ragged length), three medium, 300 small ones.
 std::vector<std::vector<int64_t>> shapes() {
@@ -47,7 +49,8 @@ Result run(const std::string& kind, descent_dtype dtype, size_t threads, bool pr
     EXPECT_EQ(descent_optimizer_configure_json(opt, "{\"bias_correction\": true}"), DESCENT_OK);
   }
   if (kind == "sgd") {
-    EXPECT_EQ(descent_optimizer_configure_json(opt, "{\"momentum\": 0.9, \"nesterov\": true, \"weight_decay\": 0.01}"),
+    EXPECT_EQ(descent_optimizer_configure_json(
+                  opt, "{\"momentum\": 0.9, \"nesterov\": true, \"weight_decay\": 0.01}"),
               DESCENT_OK);
   }
   if (process_wide) {
@@ -59,7 +62,8 @@ Result run(const std::string& kind, descent_dtype dtype, size_t threads, bool pr
   std::vector<std::string> names;
   for (size_t i = 0; i < sh.size(); ++i) {
     names.push_back("layer." + std::to_string(i) + ".weight");
-    EXPECT_EQ(descent_optimizer_add_parameter(opt, names.back().c_str(), dtype, sh[i].size(), sh[i].data()),
+    EXPECT_EQ(descent_optimizer_add_parameter(opt, names.back().c_str(), dtype, sh[i].size(),
+                                              sh[i].data()),
               DESCENT_OK);
   }
   size_t total = 0;
@@ -101,11 +105,13 @@ Result run(const std::string& kind, descent_dtype dtype, size_t threads, bool pr
     fill(g, 100 + step, 0.1);
     descent_status s;
     if (step == 0)
-      s = descent_optimizer_update_indexed(opt, idx.size(), idx.data(), nullptr, nullptr, pp.data(), gp.data());
+      s = descent_optimizer_update_indexed(opt, idx.size(), idx.data(), nullptr, nullptr, pp.data(),
+                                           gp.data());
     else if (step == 1)
       s = descent_optimizer_update_flat(opt, p, g, total);
     else
-      s = descent_optimizer_update(opt, np.size(), np.data(), nullptr, nullptr, pp.data(), gp.data());
+      s = descent_optimizer_update(opt, np.size(), np.data(), nullptr, nullptr, pp.data(),
+                                   gp.data());
     EXPECT_EQ(s, DESCENT_OK) << descent_optimizer_last_error(opt);
   }
   // Only the parameters' bytes (padding between them is never written).
@@ -122,7 +128,8 @@ Result run(const std::string& kind, descent_dtype dtype, size_t threads, bool pr
     descent_dtype dt;
     size_t ndim = 0;
     int64_t dims[DESCENT_MAX_NDIM];
-    EXPECT_EQ(descent_optimizer_state_info(opt, key.c_str(), &dt, &ndim, dims, DESCENT_MAX_NDIM), DESCENT_OK);
+    EXPECT_EQ(descent_optimizer_state_info(opt, key.c_str(), &dt, &ndim, dims, DESCENT_MAX_NDIM),
+              DESCENT_OK);
     int64_t n = 1;
     for (size_t d = 0; d < ndim; ++d) n *= dims[d];
     const size_t bytes = static_cast<size_t>(n) * (dt == DESCENT_FLOAT32 ? 4 : 8);
@@ -148,10 +155,12 @@ TEST_P(Threads, SameBitsForEveryThreadCount) {
   ASSERT_FALSE(one.params.empty());
   for (size_t threads : {2, 3}) {
     for (bool process_wide : {false, true}) {
-      SCOPED_TRACE(std::to_string(threads) + (process_wide ? " threads (process-wide)" : " threads"));
+      SCOPED_TRACE(std::to_string(threads) +
+                   (process_wide ? " threads (process-wide)" : " threads"));
       const Result r = run(kind, dtype, threads, process_wide);
       ASSERT_EQ(r.params.size(), one.params.size());
-      EXPECT_EQ(std::memcmp(r.params.data(), one.params.data(), one.params.size()), 0) << "parameters differ";
+      EXPECT_EQ(std::memcmp(r.params.data(), one.params.data(), one.params.size()), 0)
+          << "parameters differ";
       ASSERT_EQ(r.keys, one.keys);
       for (size_t i = 0; i < r.state.size(); ++i)
         EXPECT_TRUE(r.state[i] == one.state[i]) << "state " << r.keys[i] << " differs";
@@ -168,7 +177,8 @@ std::vector<Case> cases() {
 
 INSTANTIATE_TEST_SUITE_P(Kinds, Threads, testing::ValuesIn(cases()),
                          [](const testing::TestParamInfo<Case>& info) {
-                           return info.param.kind + "_" + descent_test::dtype_suffix(info.param.dtype);
+                           return info.param.kind + "_" +
+                                  descent_test::dtype_suffix(info.param.dtype);
                          });
 
 TEST(ThreadsApi, Settings) {
@@ -183,14 +193,16 @@ TEST(ThreadsApi, Settings) {
   EXPECT_GE(n, 1u);
   EXPECT_EQ(descent_set_num_threads(size_t{1} << 40, nullptr, 0), DESCENT_ERR_OUT_OF_RANGE);
   char error[DESCENT_ERROR_CAPACITY] = "";
-  EXPECT_EQ(descent_set_num_threads(DESCENT_MAX_THREADS + 1, error, sizeof error), DESCENT_ERR_OUT_OF_RANGE);
+  EXPECT_EQ(descent_set_num_threads(DESCENT_MAX_THREADS + 1, error, sizeof error),
+            DESCENT_ERR_OUT_OF_RANGE);
   EXPECT_NE(std::string(error).find("at most 1024"), std::string::npos) << error;
   EXPECT_EQ(descent_set_num_threads(DESCENT_MAX_THREADS, nullptr, 0), DESCENT_OK);
   EXPECT_EQ(descent_set_num_threads(0, nullptr, 0), DESCENT_OK);
   EXPECT_EQ(descent_get_num_threads(nullptr, nullptr, 0), DESCENT_ERR_NULL_ARGUMENT);
 
   descent_optimizer* multi = nullptr;
-  ASSERT_EQ(descent_multi_create_muon_adamw(nullptr, nullptr, nullptr, &multi, nullptr, 0), DESCENT_OK);
+  ASSERT_EQ(descent_multi_create_muon_adamw(nullptr, nullptr, nullptr, &multi, nullptr, 0),
+            DESCENT_OK);
   ASSERT_EQ(descent_optimizer_get_num_threads(multi, &n), DESCENT_OK);
   EXPECT_EQ(n, 0u);
   ASSERT_EQ(descent_optimizer_set_num_threads(multi, 3), DESCENT_OK);

@@ -24,7 +24,8 @@ struct Aligned {
 
 size_t offset_of(descent_optimizer* opt, size_t i) {
   size_t at = SIZE_MAX;
-  EXPECT_EQ(descent_optimizer_flat_offset(opt, i, &at), DESCENT_OK) << descent_optimizer_last_error(opt);
+  EXPECT_EQ(descent_optimizer_flat_offset(opt, i, &at), DESCENT_OK)
+      << descent_optimizer_last_error(opt);
   return at;
 }
 
@@ -54,8 +55,10 @@ const char* config_for(const std::string& kind) {
 Handle make(const std::string& kind) {
   Handle h(kind.c_str());
   if (kind == "multi") {
-    EXPECT_EQ(descent_multi_add_group(h, "muon", R"({"learning_rate": 0.02})", nullptr), DESCENT_OK);
-    EXPECT_EQ(descent_multi_add_group(h, "adamw", R"({"learning_rate": 0.001})", nullptr), DESCENT_OK);
+    EXPECT_EQ(descent_multi_add_group(h, "muon", R"({"learning_rate": 0.02})", nullptr),
+              DESCENT_OK);
+    EXPECT_EQ(descent_multi_add_group(h, "adamw", R"({"learning_rate": 0.001})", nullptr),
+              DESCENT_OK);
     EXPECT_EQ(descent_multi_filter_ndim(h, 0, 2, -1), DESCENT_OK);
   } else {
     EXPECT_EQ(descent_optimizer_configure_json(h, config_for(kind)), DESCENT_OK)
@@ -129,8 +132,8 @@ TEST_P(UpdateForms, SameBitsAsByName) {
       pp.push_back(t.param_ptr());
       gp.push_back(t.grad_ptr());
     }
-    DESCENT_ASSERT_OK(b, descent_optimizer_update_indexed(b, idx.size(), idx.data(), nullptr, nullptr,
-                                                          pp.data(), gp.data()));
+    DESCENT_ASSERT_OK(b, descent_optimizer_update_indexed(b, idx.size(), idx.data(), nullptr,
+                                                          nullptr, pp.data(), gp.data()));
     DESCENT_ASSERT_OK(c, descent_optimizer_update_flat(c, fp.data, fg.data, total));
   }
   for (size_t i = 0; i < flat.tensors.size(); ++i) {
@@ -154,7 +157,9 @@ std::vector<std::string> every_kind() {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryKind, UpdateForms, testing::ValuesIn(every_kind()),
-                         [](const testing::TestParamInfo<std::string>& info) { return info.param; });
+                         [](const testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 // ---- bad input ---------------------------------------------------------------------------------
 
@@ -207,7 +212,8 @@ TEST_F(UpdateFormsBadInput, ParameterInfo) {
     ASSERT_EQ(ndim, model_[i].shape.size());
     EXPECT_EQ(std::vector<int64_t>(shape, shape + ndim), model_[i].shape);
   }
-  DESCENT_ASSERT_OK(opt_, descent_optimizer_parameter_info(opt_, 0, nullptr, nullptr, nullptr, nullptr, 0));
+  DESCENT_ASSERT_OK(
+      opt_, descent_optimizer_parameter_info(opt_, 0, nullptr, nullptr, nullptr, nullptr, 0));
   const char* name = "untouched";
   size_t ndim = 77;
   int64_t shape[1] = {-5};
@@ -230,13 +236,13 @@ TEST_F(UpdateFormsBadInput, Indexed) {
   std::vector<size_t> bad = indices_;
   bad[2] = n;
   EXPECT_FAILS(opt_, &model_, DESCENT_ERR_UNKNOWN_KEY, "indices[2] = 5",
-               descent_optimizer_update_indexed(opt_, n, bad.data(), nullptr, nullptr, params_.data(),
-                                                grads_.data()));
+               descent_optimizer_update_indexed(opt_, n, bad.data(), nullptr, nullptr,
+                                                params_.data(), grads_.data()));
   bad = indices_;
   bad[3] = 0;
   EXPECT_FAILS(opt_, &model_, DESCENT_ERR_DUPLICATE, "given twice",
-               descent_optimizer_update_indexed(opt_, n, bad.data(), nullptr, nullptr, params_.data(),
-                                                grads_.data()));
+               descent_optimizer_update_indexed(opt_, n, bad.data(), nullptr, nullptr,
+                                                params_.data(), grads_.data()));
   std::vector<descent_dtype> dtypes(n, DESCENT_FLOAT32);
   EXPECT_FAILS(opt_, &model_, DESCENT_ERR_DTYPE_MISMATCH, "'scale'",
                descent_optimizer_update_indexed(opt_, n, indices_.data(), dtypes.data(), nullptr,
@@ -262,8 +268,10 @@ TEST_F(UpdateFormsBadInput, FlatLayoutQueries) {
                descent_optimizer_flat_offset(opt_, 5, &out));
   EXPECT_FAILS(opt_, &model_, DESCENT_ERR_NULL_ARGUMENT, "byte_offset",
                descent_optimizer_flat_offset(opt_, 0, nullptr));
-  EXPECT_FAILS(opt_, &model_, DESCENT_ERR_NULL_ARGUMENT, "bytes", descent_optimizer_flat_size(opt_, nullptr));
-  EXPECT_FAILS(nullptr, &model_, DESCENT_ERR_NULL_ARGUMENT, "opt", descent_optimizer_flat_size(nullptr, &out));
+  EXPECT_FAILS(opt_, &model_, DESCENT_ERR_NULL_ARGUMENT, "bytes",
+               descent_optimizer_flat_size(opt_, nullptr));
+  EXPECT_FAILS(nullptr, &model_, DESCENT_ERR_NULL_ARGUMENT, "opt",
+               descent_optimizer_flat_size(nullptr, &out));
   EXPECT_EQ(out, 77u);
 }
 
@@ -292,7 +300,8 @@ TEST_F(UpdateFormsBadInput, Flat) {
   DESCENT_ASSERT_OK(multi, m.declare(multi));
   descent_optimizer* group = nullptr;
   DESCENT_ASSERT_OK(multi, descent_multi_group(multi, 1, &group));
-  EXPECT_EQ(descent_optimizer_update_flat(group, p.data, g.data, flat_size_of(multi)), DESCENT_ERR_INVALID_STATE);
+  EXPECT_EQ(descent_optimizer_update_flat(group, p.data, g.data, flat_size_of(multi)),
+            DESCENT_ERR_INVALID_STATE);
   EXPECT_EQ(descent_optimizer_update_indexed(group, 0, nullptr, nullptr, nullptr, nullptr, nullptr),
             DESCENT_ERR_INVALID_STATE);
 }

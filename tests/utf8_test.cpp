@@ -53,11 +53,11 @@ std::vector<std::string> spoiled(const std::string& base) {
   EXPECT_UTF8_REFUSED_AS(opt, model, DESCENT_ERR_INVALID_ARGUMENT, arg, expr)
 #define EXPECT_JSON_UTF8_REFUSED(opt, model, arg, expr) \
   EXPECT_UTF8_REFUSED_AS(opt, model, DESCENT_ERR_PARSE, arg, expr)
-#define EXPECT_UTF8_REFUSED_AS(opt, model, code, arg, expr)                             \
-  do {                                                                                  \
-    EXPECT_FAILS(opt, model, code, arg, expr);                                          \
+#define EXPECT_UTF8_REFUSED_AS(opt, model, code, arg, expr)                                 \
+  do {                                                                                      \
+    EXPECT_FAILS(opt, model, code, arg, expr);                                              \
     EXPECT_NE(std::string(descent_last_error()).find("not valid UTF-8"), std::string::npos) \
-        << descent_last_error();                                                        \
+        << descent_last_error();                                                            \
   } while (0)
 
 // An Adam optimizer with two parameters that has stepped twice (every slot non-zero).
@@ -81,8 +81,10 @@ struct SteppedMulti {
   Handle opt{"multi"};
   Model model;
   SteppedMulti() {
-    EXPECT_EQ(descent_multi_add_group(opt, "adam", R"({"learning_rate": 0.01})", nullptr), DESCENT_OK);
-    EXPECT_EQ(descent_multi_add_group(opt, "sgd", R"({"learning_rate": 0.1})", nullptr), DESCENT_OK);
+    EXPECT_EQ(descent_multi_add_group(opt, "adam", R"({"learning_rate": 0.01})", nullptr),
+              DESCENT_OK);
+    EXPECT_EQ(descent_multi_add_group(opt, "sgd", R"({"learning_rate": 0.1})", nullptr),
+              DESCENT_OK);
     EXPECT_EQ(descent_multi_filter_ndim(opt, 0, 2, -1), DESCENT_OK);
     model.add("l.w", DESCENT_FLOAT32, {2, 3}).add("l.b", DESCENT_FLOAT32, {3});
     EXPECT_EQ(model.declare(opt), DESCENT_OK);
@@ -92,7 +94,8 @@ struct SteppedMulti {
 TEST(Utf8, CreateRefusesKind) {
   for (const auto& kind : spoiled("adam")) {
     descent_optimizer* out = reinterpret_cast<descent_optimizer*>(0x1);
-    EXPECT_UTF8_REFUSED(nullptr, nullptr, "kind", descent_optimizer_create(kind.c_str(), &out, nullptr, 0));
+    EXPECT_UTF8_REFUSED(nullptr, nullptr, "kind",
+                        descent_optimizer_create(kind.c_str(), &out, nullptr, 0));
     EXPECT_EQ(out, reinterpret_cast<descent_optimizer*>(0x1)) << "out was written";
   }
 }
@@ -121,7 +124,8 @@ TEST(Utf8, HyperparameterKeysAndValues) {
                         descent_optimizer_get_doubles(s.opt, k, nullptr, 0, &n));
     EXPECT_UTF8_REFUSED(s.opt, &s.model, "key",
                         descent_optimizer_get_string(s.opt, k, text, sizeof text, &n));
-    EXPECT_UTF8_REFUSED(s.opt, &s.model, "key", descent_optimizer_hyperparameter_type(s.opt, k, &t));
+    EXPECT_UTF8_REFUSED(s.opt, &s.model, "key",
+                        descent_optimizer_hyperparameter_type(s.opt, k, &t));
     EXPECT_EQ(d, 7);
     EXPECT_EQ(i, 7);
     EXPECT_TRUE(b);
@@ -139,11 +143,13 @@ TEST(Utf8, HyperparameterKeysAndValues) {
 TEST(Utf8, ConfigureJson) {
   Stepped s;
   for (const auto& json : spoiled(R"({"learning_rate": 0.5, "eps": 1e-6})"))
-    EXPECT_JSON_UTF8_REFUSED(s.opt, &s.model, "json", descent_optimizer_configure_json(s.opt, json.c_str()));
-  for (const auto& text : spoiled("cosine_decay"))
     EXPECT_JSON_UTF8_REFUSED(s.opt, &s.model, "json",
-                        descent_optimizer_configure_json(
-                            s.opt, (R"({"learning_rate": {"schedule": ")" + text + R"("}})").c_str()));
+                             descent_optimizer_configure_json(s.opt, json.c_str()));
+  for (const auto& text : spoiled("cosine_decay"))
+    EXPECT_JSON_UTF8_REFUSED(
+        s.opt, &s.model, "json",
+        descent_optimizer_configure_json(
+            s.opt, (R"({"learning_rate": {"schedule": ")" + text + R"("}})").c_str()));
 }
 
 TEST(Utf8, ParameterNames) {
@@ -151,11 +157,13 @@ TEST(Utf8, ParameterNames) {
   DESCENT_ASSERT_OK(opt, descent_optimizer_set_double(opt, "learning_rate", 0.01));
   const int64_t shape[] = {2};
   for (const auto& name : spoiled("layer.weight"))
-    EXPECT_UTF8_REFUSED(opt, nullptr, "name",
-                        descent_optimizer_add_parameter(opt, name.c_str(), DESCENT_FLOAT32, 1, shape));
+    EXPECT_UTF8_REFUSED(
+        opt, nullptr, "name",
+        descent_optimizer_add_parameter(opt, name.c_str(), DESCENT_FLOAT32, 1, shape));
   // Well-formed UTF-8 is fine, and saves.
-  DESCENT_ASSERT_OK(opt, descent_optimizer_add_parameter(opt, "couche.poids\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80",
-                                                         DESCENT_FLOAT32, 1, shape));
+  DESCENT_ASSERT_OK(
+      opt, descent_optimizer_add_parameter(opt, "couche.poids\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80",
+                                           DESCENT_FLOAT32, 1, shape));
   DESCENT_ASSERT_OK(opt, descent_optimizer_init(opt));
   std::size_t size = 0;
   DESCENT_EXPECT_OK(opt, descent_optimizer_save_to_buffer(opt, nullptr, 0, &size));
@@ -183,9 +191,11 @@ TEST(Utf8, StateKeys) {
 TEST(Utf8, Schedules) {
   Stepped s;
   for (const auto& spec : spoiled("cosine_decay(0.1, 100)")) {
-    EXPECT_UTF8_REFUSED(s.opt, &s.model, "spec", descent_optimizer_set_schedule(s.opt, spec.c_str()));
+    EXPECT_UTF8_REFUSED(s.opt, &s.model, "spec",
+                        descent_optimizer_set_schedule(s.opt, spec.c_str()));
     double v = 7;
-    EXPECT_UTF8_REFUSED(nullptr, nullptr, "spec", descent_schedule_value(spec.c_str(), 0.1, 3, &v, nullptr, 0));
+    EXPECT_UTF8_REFUSED(nullptr, nullptr, "spec",
+                        descent_schedule_value(spec.c_str(), 0.1, 3, &v, nullptr, 0));
     EXPECT_EQ(v, 7);
   }
 }
@@ -197,17 +207,19 @@ TEST(Utf8, MultiGroupsAndGlobs) {
                         descent_multi_add_group(m.opt, kind.c_str(), nullptr, nullptr));
   for (const auto& json : spoiled(R"({"learning_rate": 0.01})"))
     EXPECT_JSON_UTF8_REFUSED(m.opt, &m.model, "config_json",
-                        descent_multi_add_group(m.opt, "adamw", json.c_str(), nullptr));
+                             descent_multi_add_group(m.opt, "adamw", json.c_str(), nullptr));
   for (const auto& glob : spoiled("*embed*")) {
     EXPECT_UTF8_REFUSED(m.opt, &m.model, "glob", descent_multi_filter_name(m.opt, 0, glob.c_str()));
-    EXPECT_UTF8_REFUSED(m.opt, &m.model, "glob", descent_multi_exclude_name(m.opt, 0, glob.c_str()));
+    EXPECT_UTF8_REFUSED(m.opt, &m.model, "glob",
+                        descent_multi_exclude_name(m.opt, 0, glob.c_str()));
     std::size_t g = 7;
     EXPECT_UTF8_REFUSED(m.opt, &m.model, "name",
                         descent_multi_parameter_group(m.opt, glob.c_str(), &g));
     EXPECT_EQ(g, 7u);
     // Globs inside a JSON description are refused by the JSON check.
     const std::string json = R"({"groups": [{"exclude": [")" + glob + R"("]}, {}]})";
-    EXPECT_JSON_UTF8_REFUSED(m.opt, &m.model, "json", descent_optimizer_configure_json(m.opt, json.c_str()));
+    EXPECT_JSON_UTF8_REFUSED(m.opt, &m.model, "json",
+                             descent_optimizer_configure_json(m.opt, json.c_str()));
   }
   // What is left saves, steps, and the save loads.
   m.model.fill_params(3);
@@ -223,26 +235,31 @@ TEST(Utf8, MultiGroupsAndGlobs) {
 TEST(Utf8, MuonAdamwPreset) {
   for (const auto& bad : spoiled("*embed*,*head*")) {
     descent_optimizer* out = reinterpret_cast<descent_optimizer*>(0x1);
-    EXPECT_UTF8_REFUSED(nullptr, nullptr, "adamw_names",
-                        descent_multi_create_muon_adamw(nullptr, nullptr, bad.c_str(), &out, nullptr, 0));
+    EXPECT_UTF8_REFUSED(
+        nullptr, nullptr, "adamw_names",
+        descent_multi_create_muon_adamw(nullptr, nullptr, bad.c_str(), &out, nullptr, 0));
     EXPECT_EQ(out, reinterpret_cast<descent_optimizer*>(0x1));
   }
   for (const auto& bad : spoiled(R"({"learning_rate": 0.02})")) {
     descent_optimizer* out = reinterpret_cast<descent_optimizer*>(0x1);
-    EXPECT_JSON_UTF8_REFUSED(nullptr, nullptr, "muon_config_json",
-                        descent_multi_create_muon_adamw(bad.c_str(), nullptr, nullptr, &out, nullptr, 0));
-    EXPECT_JSON_UTF8_REFUSED(nullptr, nullptr, "adamw_config_json",
-                        descent_multi_create_muon_adamw(nullptr, bad.c_str(), nullptr, &out, nullptr, 0));
+    EXPECT_JSON_UTF8_REFUSED(
+        nullptr, nullptr, "muon_config_json",
+        descent_multi_create_muon_adamw(bad.c_str(), nullptr, nullptr, &out, nullptr, 0));
+    EXPECT_JSON_UTF8_REFUSED(
+        nullptr, nullptr, "adamw_config_json",
+        descent_multi_create_muon_adamw(nullptr, bad.c_str(), nullptr, &out, nullptr, 0));
     EXPECT_EQ(out, reinterpret_cast<descent_optimizer*>(0x1));
   }
   // Well-formed non-ASCII globs work and save.
   descent_optimizer* out = nullptr;
-  ASSERT_EQ(descent_multi_create_muon_adamw(R"({"learning_rate": 0.02})", R"({"learning_rate": 0.001})",
-                                            "*\xC3\xA9mbed*, *t\xC3\xAAte*", &out, nullptr, 0),
-            DESCENT_OK)
+  ASSERT_EQ(
+      descent_multi_create_muon_adamw(R"({"learning_rate": 0.02})", R"({"learning_rate": 0.001})",
+                                      "*\xC3\xA9mbed*, *t\xC3\xAAte*", &out, nullptr, 0),
+      DESCENT_OK)
       << descent_last_error();
   const int64_t shape[] = {2, 2};
-  DESCENT_EXPECT_OK(out, descent_optimizer_add_parameter(out, "x.\xC3\xA9mbed.w", DESCENT_FLOAT32, 2, shape));
+  DESCENT_EXPECT_OK(
+      out, descent_optimizer_add_parameter(out, "x.\xC3\xA9mbed.w", DESCENT_FLOAT32, 2, shape));
   DESCENT_EXPECT_OK(out, descent_optimizer_add_parameter(out, "x.w", DESCENT_FLOAT32, 2, shape));
   std::size_t g = 9;
   DESCENT_EXPECT_OK(out, descent_multi_parameter_group(out, "x.\xC3\xA9mbed.w", &g));

@@ -1,9 +1,9 @@
 // C side of the callbacks: the function pointers handed to libdescent, and the conversion of a
 // cgo.Handle (uintptr_t) to and from the library's void* user_data, done here so that Go never
 // converts an integer to an unsafe.Pointer.
+#include "shim.h"
 #include <stdint.h>
 #include <string.h>
-#include "shim.h"
 #include "_cgo_export.h"
 
 static descent_status schedule_tramp(uint64_t step, void* user_data, double* value, char* message,
@@ -19,7 +19,9 @@ static descent_status filter_tramp(const char* name, size_t ndim, const int64_t*
                          message_capacity);
 }
 
-static void free_tramp(void* user_data) { descentGoFree((uintptr_t)user_data); }
+static void free_tramp(void* user_data) {
+  descentGoFree((uintptr_t)user_data);
+}
 
 descent_status descent_go_set_schedule(descent_optimizer* opt, uintptr_t handle) {
   return descent_optimizer_set_schedule_callback(opt, schedule_tramp, (void*)handle, free_tramp);

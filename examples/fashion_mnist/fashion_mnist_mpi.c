@@ -16,8 +16,8 @@
  *
  * It uses fashion_mnist's initialisation, data order and optimizer settings. With more than one
  * rank the sum of the slices' gradients is rounded in another order than one rank's mean, so
- * the trajectories differ in the last bits and the accuracies agree to a fraction of a point. Exit status: 0
- * success, 1 diverged, 2 usage, data or library error.
+ * the trajectories differ in the last bits and the accuracies agree to a fraction of a point. Exit
+ * status: 0 success, 1 diverged, 2 usage, data or library error.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <descent/descent.h>
@@ -83,7 +83,8 @@ static descent_optimizer* make_optimizer(const char* kind, uint64_t total_steps)
     s = descent_optimizer_create("adamw", &opt, error, sizeof error);
     if (s == DESCENT_OK)
       check(opt,
-            descent_optimizer_configure_json(opt, "{\"learning_rate\": 1e-3, \"weight_decay\": 0.05}"),
+            descent_optimizer_configure_json(opt,
+                                             "{\"learning_rate\": 1e-3, \"weight_decay\": 0.05}"),
             "configure");
   } else {
     fail("--optimizer", "adamw or muon+adamw");
@@ -119,20 +120,29 @@ int main(int argc, char** argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   for (i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--optimizer") == 0) kind = argv[i + 1];
-    else if (strcmp(argv[i], "--epochs") == 0) epochs = atoi(argv[i + 1]);
-    else if (strcmp(argv[i], "--batch") == 0) batch = atoi(argv[i + 1]);
-    else if (strcmp(argv[i], "--steps") == 0) max_steps = strtoull(argv[i + 1], NULL, 10);
-    else if (strcmp(argv[i], "--seed") == 0) seed = strtoull(argv[i + 1], NULL, 10);
-    else if (strcmp(argv[i], "--data") == 0) dir = argv[i + 1];
-    else fail(argv[i], "unknown option");
+    if (strcmp(argv[i], "--optimizer") == 0)
+      kind = argv[i + 1];
+    else if (strcmp(argv[i], "--epochs") == 0)
+      epochs = atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "--batch") == 0)
+      batch = atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "--steps") == 0)
+      max_steps = strtoull(argv[i + 1], NULL, 10);
+    else if (strcmp(argv[i], "--seed") == 0)
+      seed = strtoull(argv[i + 1], NULL, 10);
+    else if (strcmp(argv[i], "--data") == 0)
+      dir = argv[i + 1];
+    else
+      fail(argv[i], "unknown option");
   }
-  if (i != argc || epochs < 1 || batch < world) fail("usage", "see the comment in fashion_mnist_mpi.c");
+  if (i != argc || epochs < 1 || batch < world)
+    fail("usage", "see the comment in fashion_mnist_mpi.c");
 
   if (fm_load_split(dir, "train", &train, error, sizeof error) != 0 ||
       fm_load_split(dir, "t10k", &test, error, sizeof error) != 0)
     fail("data (Debian: apt-get install dataset-fashion-mnist)", error);
-  if (mlp_create(&m, (size_t)(batch > EVAL_CHUNK ? batch : EVAL_CHUNK)) != 0) fail("mlp", "out of memory");
+  if (mlp_create(&m, (size_t)(batch > EVAL_CHUNK ? batch : EVAL_CHUNK)) != 0)
+    fail("mlp", "out of memory");
   mlp_init(&m, seed);
 
   {
@@ -143,8 +153,10 @@ int main(int argc, char** argv) {
     max_steps = total;
   }
   for (t = 0; t < MLP_TENSORS; ++t)
-    check(opt, descent_optimizer_add_parameter(opt, m.names[t], DESCENT_FLOAT32, m.ndims[t], m.shapes[t]),
-          "add_parameter");
+    check(
+        opt,
+        descent_optimizer_add_parameter(opt, m.names[t], DESCENT_FLOAT32, m.ndims[t], m.shapes[t]),
+        "add_parameter");
   if (descent_mpi_collectives_create(MPI_COMM_WORLD, &coll, derror, sizeof derror) != DESCENT_OK)
     fail("descent_mpi_collectives_create", derror);
   check(opt, descent_optimizer_shard(opt, coll), "descent_optimizer_shard");
@@ -156,7 +168,8 @@ int main(int argc, char** argv) {
   for (i = 0; i < epochs && step < max_steps; ++i) {
     size_t first;
     shuffle(perm, train.count, &rng);
-    for (first = 0; first + (size_t)batch <= train.count && step < max_steps; first += (size_t)batch) {
+    for (first = 0; first + (size_t)batch <= train.count && step < max_steps;
+         first += (size_t)batch) {
       /* This rank's contiguous slice of the global batch. */
       const size_t lo = (size_t)batch * (size_t)g_rank / (size_t)world;
       const size_t hi = (size_t)batch * ((size_t)g_rank + 1) / (size_t)world;
@@ -182,7 +195,8 @@ int main(int argc, char** argv) {
         params[t] = m.params.tensor[t];
         grads[t] = g;
       }
-      check(opt, descent_optimizer_update(opt, MLP_TENSORS, m.names, NULL, NULL, params, grads), "update");
+      check(opt, descent_optimizer_update(opt, MLP_TENSORS, m.names, NULL, NULL, params, grads),
+            "update");
       ++step;
     }
     accuracy = evaluate(&m, &test);

@@ -62,24 +62,24 @@ extern "C" {
 /* ---- Status codes: values are frozen; new codes are only ever appended. ------------------ */
 typedef enum descent_status {
   DESCENT_OK = 0,
-  DESCENT_ERR_NULL_ARGUMENT = 1,    /* a required pointer argument was NULL */
-  DESCENT_ERR_INVALID_ARGUMENT = 2, /* an argument is malformed (empty name, bad dimension...) */
-  DESCENT_ERR_UNKNOWN_KIND = 3,     /* no optimizer of that kind name */
-  DESCENT_ERR_UNKNOWN_KEY = 4,      /* no hyperparameter, state slot or tensor of that name */
-  DESCENT_ERR_WRONG_TYPE = 5,       /* a hyperparameter value of the wrong type */
-  DESCENT_ERR_OUT_OF_RANGE = 6,     /* a hyperparameter value outside its valid range */
-  DESCENT_ERR_DTYPE_MISMATCH = 7,   /* a buffer's dtype differs from the declared tensor's */
-  DESCENT_ERR_SHAPE_MISMATCH = 8,   /* a buffer's shape or size differs from the declared one */
-  DESCENT_ERR_INVALID_STATE = 9,    /* the call is not valid now (e.g. learning_rate never set) */
-  DESCENT_ERR_PARSE = 10,           /* malformed JSON or configuration text */
-  DESCENT_ERR_BUFFER_TOO_SMALL = 11,/* an output buffer cannot hold the result */
-  DESCENT_ERR_IO = 12,              /* a file could not be read or written */
-  DESCENT_ERR_CORRUPT = 13,         /* a state file or buffer is damaged or not descent's */
+  DESCENT_ERR_NULL_ARGUMENT = 1,     /* a required pointer argument was NULL */
+  DESCENT_ERR_INVALID_ARGUMENT = 2,  /* an argument is malformed (empty name, bad dimension...) */
+  DESCENT_ERR_UNKNOWN_KIND = 3,      /* no optimizer of that kind name */
+  DESCENT_ERR_UNKNOWN_KEY = 4,       /* no hyperparameter, state slot or tensor of that name */
+  DESCENT_ERR_WRONG_TYPE = 5,        /* a hyperparameter value of the wrong type */
+  DESCENT_ERR_OUT_OF_RANGE = 6,      /* a hyperparameter value outside its valid range */
+  DESCENT_ERR_DTYPE_MISMATCH = 7,    /* a buffer's dtype differs from the declared tensor's */
+  DESCENT_ERR_SHAPE_MISMATCH = 8,    /* a buffer's shape or size differs from the declared one */
+  DESCENT_ERR_INVALID_STATE = 9,     /* the call is not valid now (e.g. learning_rate never set) */
+  DESCENT_ERR_PARSE = 10,            /* malformed JSON or configuration text */
+  DESCENT_ERR_BUFFER_TOO_SMALL = 11, /* an output buffer cannot hold the result */
+  DESCENT_ERR_IO = 12,               /* a file could not be read or written */
+  DESCENT_ERR_CORRUPT = 13,          /* a state file or buffer is damaged or not descent's */
   DESCENT_ERR_OUT_OF_MEMORY = 14,
-  DESCENT_ERR_UNSUPPORTED = 15,     /* valid request this build cannot do (e.g. a reserved dtype) */
-  DESCENT_ERR_DUPLICATE = 16,       /* a name given twice */
-  DESCENT_ERR_CALLBACK = 17,        /* a callback failed (returned a status that is not a
-                                       descent_status of this header, or DESCENT_ERR_CALLBACK) */
+  DESCENT_ERR_UNSUPPORTED = 15, /* valid request this build cannot do (e.g. a reserved dtype) */
+  DESCENT_ERR_DUPLICATE = 16,   /* a name given twice */
+  DESCENT_ERR_CALLBACK = 17,    /* a callback failed (returned a status that is not a
+                                   descent_status of this header, or DESCENT_ERR_CALLBACK) */
   DESCENT_ERR_INTERNAL = 99,
   /* Not a status: makes the enum 32 bits wide and lets any int32 value be passed safely. */
   DESCENT_STATUS_FORCE_32BIT = 0x7fffffff
@@ -89,9 +89,9 @@ typedef enum descent_status {
 typedef enum descent_dtype {
   DESCENT_FLOAT32 = 1,
   DESCENT_FLOAT64 = 2,
-  DESCENT_BFLOAT16 = 3, /* reserved: rejected with DESCENT_ERR_UNSUPPORTED */
-  DESCENT_FLOAT16 = 4,  /* reserved: rejected with DESCENT_ERR_UNSUPPORTED */
-  DESCENT_UINT64 = 5,   /* used by the "step" state slot only */
+  DESCENT_BFLOAT16 = 3,                  /* reserved: rejected with DESCENT_ERR_UNSUPPORTED */
+  DESCENT_FLOAT16 = 4,                   /* reserved: rejected with DESCENT_ERR_UNSUPPORTED */
+  DESCENT_UINT64 = 5,                    /* used by the "step" state slot only */
   DESCENT_DTYPE_FORCE_32BIT = 0x7fffffff /* not a dtype: keeps the enum 32 bits wide */
 } descent_dtype;
 
@@ -168,10 +168,10 @@ DESCENT_API descent_status descent_optimizer_unset(descent_optimizer* opt, const
 
 DESCENT_API descent_status descent_optimizer_get_double(const descent_optimizer* opt,
                                                         const char* key, double* out);
-DESCENT_API descent_status descent_optimizer_get_int(const descent_optimizer* opt,
-                                                     const char* key, int64_t* out);
-DESCENT_API descent_status descent_optimizer_get_bool(const descent_optimizer* opt,
-                                                      const char* key, bool* out);
+DESCENT_API descent_status descent_optimizer_get_int(const descent_optimizer* opt, const char* key,
+                                                     int64_t* out);
+DESCENT_API descent_status descent_optimizer_get_bool(const descent_optimizer* opt, const char* key,
+                                                      bool* out);
 /* Writes the array into out[0..capacity) and its length to *count. With out == NULL only *count
  * is written; a capacity smaller than the length is DESCENT_ERR_BUFFER_TOO_SMALL. */
 DESCENT_API descent_status descent_optimizer_get_doubles(const descent_optimizer* opt,
@@ -181,8 +181,8 @@ DESCENT_API descent_status descent_optimizer_get_doubles(const descent_optimizer
  * NUL) to *length. With out == NULL only *length is written; a capacity smaller than length + 1
  * is DESCENT_ERR_BUFFER_TOO_SMALL. */
 DESCENT_API descent_status descent_optimizer_get_string(const descent_optimizer* opt,
-                                                        const char* key, char* out,
-                                                        size_t capacity, size_t* length);
+                                                        const char* key, char* out, size_t capacity,
+                                                        size_t* length);
 
 /* Number of hyperparameters this kind knows, their names by index, and the current type of
  * one (DESCENT_VALUE_NONE when an optional one is unset). Names are owned by the library. */
@@ -206,9 +206,9 @@ DESCENT_API descent_status descent_optimizer_configure_json(descent_optimizer* o
  * ("layers.0.weight"); state keys are "<name>.<slot>". ndim may be 0 (a scalar; shape may then
  * be NULL). Parameters can be declared until the state is initialised. The i-th declared
  * parameter has index i (0-based); indices never change. */
-DESCENT_API descent_status descent_optimizer_add_parameter(descent_optimizer* opt,
-                                                           const char* name, descent_dtype dtype,
-                                                           size_t ndim, const int64_t* shape);
+DESCENT_API descent_status descent_optimizer_add_parameter(descent_optimizer* opt, const char* name,
+                                                           descent_dtype dtype, size_t ndim,
+                                                           const int64_t* shape);
 DESCENT_API descent_status descent_optimizer_parameter_count(const descent_optimizer* opt,
                                                              size_t* out);
 /* A declared parameter by index: its name (owned by the handle; see the top for how long it
@@ -243,21 +243,17 @@ DESCENT_API descent_status descent_optimizer_update(descent_optimizer* opt, size
                                                     const descent_dtype* dtypes,
                                                     const int64_t* numels, void* const* params,
                                                     const void* const* grads);
-DESCENT_API descent_status descent_optimizer_update_indexed(descent_optimizer* opt, size_t count,
-                                                            const size_t* indices,
-                                                            const descent_dtype* dtypes,
-                                                            const int64_t* numels,
-                                                            void* const* params,
-                                                            const void* const* grads);
+DESCENT_API descent_status descent_optimizer_update_indexed(
+    descent_optimizer* opt, size_t count, const size_t* indices, const descent_dtype* dtypes,
+    const int64_t* numels, void* const* params, const void* const* grads);
 
 /* The flat layout: the declared parameters one after another in declaration order, each at a
  * byte offset that is a multiple of DESCENT_FLAT_ALIGNMENT (padding between them is never read
  * or written), the total size rounded up to DESCENT_FLAT_ALIGNMENT. Declaring a parameter
  * appends it: earlier offsets never move. float32 and float64 parameters may share a layout. */
-DESCENT_API descent_status descent_optimizer_flat_offset(const descent_optimizer* opt,
-                                                         size_t index, size_t* byte_offset);
-DESCENT_API descent_status descent_optimizer_flat_size(const descent_optimizer* opt,
-                                                       size_t* bytes);
+DESCENT_API descent_status descent_optimizer_flat_offset(const descent_optimizer* opt, size_t index,
+                                                         size_t* byte_offset);
+DESCENT_API descent_status descent_optimizer_flat_size(const descent_optimizer* opt, size_t* bytes);
 /* Updates every declared parameter: parameter i lives at (char*)params + flat_offset(i), its
  * gradient at (const char*)grads + flat_offset(i). size must equal descent_optimizer_flat_size;
  * both buffers must be aligned to the largest element size declared (8 bytes suffice; 64 let
@@ -271,8 +267,7 @@ DESCENT_API descent_status descent_optimizer_update_flat(descent_optimizer* opt,
  * (float32, shape ()) and "<param>.<slot>" (e.g. "w.m", "w.v") in the parameter's dtype.
  * Per-parameter slots exist once the state is initialised. Copying state in and then updating
  * continues exactly where that state came from. */
-DESCENT_API descent_status descent_optimizer_state_count(const descent_optimizer* opt,
-                                                         size_t* out);
+DESCENT_API descent_status descent_optimizer_state_count(const descent_optimizer* opt, size_t* out);
 /* Key by index in [0, count); owned by the handle (see the top for how long it lives). */
 DESCENT_API descent_status descent_optimizer_state_key(const descent_optimizer* opt, size_t index,
                                                        const char** out);
@@ -333,8 +328,7 @@ DESCENT_API descent_status descent_optimizer_clear_schedule(descent_optimizer* o
 /* Evaluates a schedule (string or JSON form) at a step, without an optimizer. String forms that
  * take their initial value from an optimizer use init_lr. */
 DESCENT_API descent_status descent_schedule_value(const char* spec, double init_lr, uint64_t step,
-                                                  double* out, char* error,
-                                                  size_t error_capacity);
+                                                  double* out, char* error, size_t error_capacity);
 
 /* ---- Gradient clipping ------------------------------------------------------------------------
  * MLX's clip_grad_norm over a set of tensors, in place: total = sqrt(sum of squares of every
@@ -343,8 +337,8 @@ DESCENT_API descent_status descent_schedule_value(const char* spec, double init_
  * NULL) receives the norm before clipping. max_norm < 0 is DESCENT_ERR_OUT_OF_RANGE. */
 DESCENT_API descent_status descent_clip_grad_norm(size_t count, const descent_dtype* dtypes,
                                                   const int64_t* numels, void* const* grads,
-                                                  double max_norm, double* total_norm,
-                                                  char* error, size_t error_capacity);
+                                                  double max_norm, double* total_norm, char* error,
+                                                  size_t error_capacity);
 
 /* ---- Saving and resuming ----------------------------------------------------------------------
  * The whole state (step, learning rate, schedule position, every slot) plus the hyperparameters
@@ -409,7 +403,6 @@ DESCENT_API descent_status descent_multi_create_muon_adamw(const char* muon_conf
                                                            descent_optimizer** out, char* error,
                                                            size_t error_capacity);
 
-
 /* ---- Distributed: collectives and sharded optimizer state (since 1.1) ---------------------------
  * Data-parallel training with the optimizer state sharded over ranks (ZeRO-1). The host provides
  * two collective operations as callbacks (MPI, NCCL, Gloo, torch.distributed... the library links
@@ -435,9 +428,8 @@ DESCENT_API descent_status descent_multi_create_muon_adamw(const char* muon_conf
  * of bytes[r] bytes (bytes has world_size entries; offsets are the prefix sums). On entry this
  * rank's segment holds its contribution; on return every segment holds its rank's. Segments may
  * be empty and the total may exceed 2^31 bytes. (MPI: MPI_Allgatherv with MPI_IN_PLACE.) */
-typedef descent_status (*descent_allgatherv_fn)(void* buffer, const size_t* bytes,
-                                                void* user_data, char* message,
-                                                size_t message_capacity);
+typedef descent_status (*descent_allgatherv_fn)(void* buffer, const size_t* bytes, void* user_data,
+                                                char* message, size_t message_capacity);
 
 /* Reduction operators of descent_allreduce_fn. Values are frozen. */
 typedef enum descent_reduce_op {
@@ -487,13 +479,9 @@ DESCENT_API descent_status descent_collectives_set_allreduce(descent_collectives
  * The result (*total_norm and every clipped gradient) is bitwise that of descent_clip_grad_norm
  * on any number of ranks. Bad input on any rank, or a failing callback, fails every rank and
  * changes no gradient (see the callback contract above). Collective. */
-DESCENT_API descent_status descent_collectives_clip_grad_norm(descent_collectives* coll,
-                                                              size_t count,
-                                                              const descent_dtype* dtypes,
-                                                              const int64_t* numels,
-                                                              void* const* grads, double max_norm,
-                                                              double* total_norm, char* error,
-                                                              size_t error_capacity);
+DESCENT_API descent_status descent_collectives_clip_grad_norm(
+    descent_collectives* coll, size_t count, const descent_dtype* dtypes, const int64_t* numels,
+    void* const* grads, double max_norm, double* total_norm, char* error, size_t error_capacity);
 
 /* Shards the optimizer's state over the ranks of coll (ZeRO-1). Collective: every rank calls it
  * with an optimizer of the same kind (and, for "multi", the same groups) that declared the same
@@ -563,9 +551,8 @@ DESCENT_API descent_status descent_optimizer_save_sharded(const descent_optimize
 DESCENT_API descent_status descent_optimizer_load_sharded(descent_optimizer* opt, const char* dir);
 /* Whether opt is sharded, and its rank and world size (both 0 when it is not). Any output may be
  * NULL. */
-DESCENT_API descent_status descent_optimizer_shard_info(const descent_optimizer* opt,
-                                                        bool* sharded, size_t* rank,
-                                                        size_t* world_size);
+DESCENT_API descent_status descent_optimizer_shard_info(const descent_optimizer* opt, bool* sharded,
+                                                        size_t* rank, size_t* world_size);
 /* Bytes of optimizer state this process holds (every slot of every parameter; for a sharded
  * optimizer, its shard) and, for a sharded optimizer, the scratch it keeps for steps (the
  * gather buffer: every parameter's bytes; the copy of its state: as much again as the state).
@@ -593,8 +580,7 @@ DESCENT_API descent_status descent_optimizer_state_bytes(const descent_optimizer
  * caller's error buffer (may be NULL). Since 1.1. */
 DESCENT_API descent_status descent_set_num_threads(size_t n, char* error, size_t error_capacity);
 /* The process-wide thread count in effect (at least 1). Since 1.1. */
-DESCENT_API descent_status descent_get_num_threads(size_t* out, char* error,
-                                                   size_t error_capacity);
+DESCENT_API descent_status descent_get_num_threads(size_t* out, char* error, size_t error_capacity);
 /* This optimizer's thread count, at most DESCENT_MAX_THREADS; 0 (the default) follows the
  * process-wide count. Not a
  * hyperparameter: not saved in checkpoints. On a multi optimizer it sets every group; a group

@@ -54,9 +54,13 @@ class Buffer {
   const void* data() const noexcept { return data_.get(); }
   std::size_t bytes() const noexcept { return bytes_; }
   template <class T>
-  T* as() noexcept { return static_cast<T*>(data()); }
+  T* as() noexcept {
+    return static_cast<T*>(data());
+  }
   template <class T>
-  const T* as() const noexcept { return static_cast<const T*>(data()); }
+  const T* as() const noexcept {
+    return static_cast<const T*>(data());
+  }
 
  private:
   std::unique_ptr<unsigned char, Free> data_;

@@ -24,7 +24,8 @@ inline bool is_known_status(descent_status s) noexcept {
   message.text[sizeof message.text - 1] = '\0';
   const descent_status s = is_known_status(status) ? status : DESCENT_ERR_CALLBACK;
   std::string text = context;
-  if (!is_known_status(status)) text += " (status " + std::to_string(static_cast<long long>(status)) + ")";
+  if (!is_known_status(status))
+    text += " (status " + std::to_string(static_cast<long long>(status)) + ")";
   text += message.text[0] ? std::string(": ") + message.text : std::string(" (no message)");
   throw Error(s, text);
 }

@@ -10,10 +10,14 @@ namespace descent {
 
 enum class DType { Float32 = DESCENT_FLOAT32, Float64 = DESCENT_FLOAT64, UInt64 = DESCENT_UINT64 };
 
-inline std::size_t dtype_size(DType d) { return d == DType::Float32 ? 4 : 8; }
+inline std::size_t dtype_size(DType d) {
+  return d == DType::Float32 ? 4 : 8;
+}
 
 const char* dtype_name(descent_dtype d) noexcept;
-inline const char* dtype_name(DType d) noexcept { return dtype_name(static_cast<descent_dtype>(d)); }
+inline const char* dtype_name(DType d) noexcept {
+  return dtype_name(static_cast<descent_dtype>(d));
+}
 
 // Converts a caller's dtype for a parameter tensor; reserved or unknown values throw.
 DType parameter_dtype(descent_dtype d, const std::string& what);

@@ -56,9 +56,8 @@ inline void check_utf8(std::string_view s, const char* what,
   if (at == std::string_view::npos) return;
   static const char hex[] = "0123456789ABCDEF";
   const auto byte = static_cast<unsigned char>(s[at]);
-  throw Error(status,
-              std::string(what) + ": is not valid UTF-8 (byte 0x" + hex[byte >> 4] + hex[byte & 15] +
-                  " at offset " + std::to_string(at) + ")");
+  throw Error(status, std::string(what) + ": is not valid UTF-8 (byte 0x" + hex[byte >> 4] +
+                          hex[byte & 15] + " at offset " + std::to_string(at) + ")");
 }
 
 }  // namespace descent

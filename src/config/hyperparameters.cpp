@@ -9,13 +9,20 @@ namespace descent {
 
 const char* value_type_name(descent_value_type t) {
   switch (t) {
-    case DESCENT_VALUE_NONE: return "none";
-    case DESCENT_VALUE_DOUBLE: return "double";
-    case DESCENT_VALUE_INT: return "int";
-    case DESCENT_VALUE_BOOL: return "bool";
-    case DESCENT_VALUE_DOUBLE_ARRAY: return "array of double";
-    case DESCENT_VALUE_STRING: return "string";
-    case DESCENT_VALUE_TYPE_FORCE_32BIT: break;
+    case DESCENT_VALUE_NONE:
+      return "none";
+    case DESCENT_VALUE_DOUBLE:
+      return "double";
+    case DESCENT_VALUE_INT:
+      return "int";
+    case DESCENT_VALUE_BOOL:
+      return "bool";
+    case DESCENT_VALUE_DOUBLE_ARRAY:
+      return "array of double";
+    case DESCENT_VALUE_STRING:
+      return "string";
+    case DESCENT_VALUE_TYPE_FORCE_32BIT:
+      break;
   }
   return "unknown";
 }
@@ -46,9 +53,15 @@ std::string value_string(const Value& v) {
   std::ostringstream out;
   out.precision(17);
   switch (v.index()) {
-    case 1: out << std::get<double>(v); break;
-    case 2: out << std::get<int64_t>(v); break;
-    case 3: out << (std::get<bool>(v) ? "true" : "false"); break;
+    case 1:
+      out << std::get<double>(v);
+      break;
+    case 2:
+      out << std::get<int64_t>(v);
+      break;
+    case 3:
+      out << (std::get<bool>(v) ? "true" : "false");
+      break;
     case 4: {
       out << "[";
       const auto& a = std::get<std::vector<double>>(v);
@@ -56,8 +69,11 @@ std::string value_string(const Value& v) {
       out << "]";
       break;
     }
-    case 5: out << quoted(std::get<std::string>(v)); break;
-    default: out << "none";
+    case 5:
+      out << quoted(std::get<std::string>(v));
+      break;
+    default:
+      out << "none";
   }
   return out.str();
 }
@@ -120,7 +136,8 @@ Value coerce(const HyperparameterSpec& spec, const Value& v) {
       if (got == DESCENT_VALUE_STRING) return v;
       throw wrong();
     case DESCENT_VALUE_NONE:
-    case DESCENT_VALUE_TYPE_FORCE_32BIT: break;
+    case DESCENT_VALUE_TYPE_FORCE_32BIT:
+      break;
   }
   throw wrong();
 }
@@ -151,14 +168,15 @@ std::string short_value_string(const Value& v) {
 void Hyperparameters::set(std::string_view key, const Value& value) {
   const HyperparameterSpec* spec = schema_->find(key);
   if (!spec)
-    throw Error(DESCENT_ERR_UNKNOWN_KEY, std::string(key) + ": not a hyperparameter of this optimizer");
+    throw Error(DESCENT_ERR_UNKNOWN_KEY,
+                std::string(key) + ": not a hyperparameter of this optimizer");
   Value converted = coerce(*spec, value);
   if (value_type(converted) != DESCENT_VALUE_NONE) {
     std::string why = checks::finite(converted);
     if (why.empty() && spec->check) why = spec->check(converted);
     if (!why.empty())
-      throw Error(DESCENT_ERR_OUT_OF_RANGE, spec->name + ": " + why + " (got " +
-                                                short_value_string(converted) + ")");
+      throw Error(DESCENT_ERR_OUT_OF_RANGE,
+                  spec->name + ": " + why + " (got " + short_value_string(converted) + ")");
   }
   values_.find(key)->second = std::move(converted);
 }
@@ -166,7 +184,8 @@ void Hyperparameters::set(std::string_view key, const Value& value) {
 const Value& Hyperparameters::get(std::string_view key) const {
   auto it = values_.find(key);
   if (it == values_.end())
-    throw Error(DESCENT_ERR_UNKNOWN_KEY, std::string(key) + ": not a hyperparameter of this optimizer");
+    throw Error(DESCENT_ERR_UNKNOWN_KEY,
+                std::string(key) + ": not a hyperparameter of this optimizer");
   return it->second;
 }
 
@@ -176,8 +195,8 @@ bool Hyperparameters::is_set(std::string_view key) const {
 
 namespace {
 Error not_of_type(std::string_view key, const Value& v, const char* wanted) {
-  return Error(DESCENT_ERR_WRONG_TYPE, std::string(key) + ": is " +
-                                           value_type_name(value_type(v)) + ", not " + wanted);
+  return Error(DESCENT_ERR_WRONG_TYPE,
+               std::string(key) + ": is " + value_type_name(value_type(v)) + ", not " + wanted);
 }
 }  // namespace
 
@@ -214,16 +233,20 @@ const std::string& Hyperparameters::get_string(std::string_view key) const {
 
 namespace checks {
 std::string finite(const Value& v) {
-  return each_double(v, [](double d) { return std::isfinite(d); }, "must be finite");
+  return each_double(
+      v, [](double d) { return std::isfinite(d); }, "must be finite");
 }
 std::string positive(const Value& v) {
-  return each_double(v, [](double d) { return d > 0.0; }, "must be > 0");
+  return each_double(
+      v, [](double d) { return d > 0.0; }, "must be > 0");
 }
 std::string non_negative(const Value& v) {
-  return each_double(v, [](double d) { return d >= 0.0; }, "must be >= 0");
+  return each_double(
+      v, [](double d) { return d >= 0.0; }, "must be >= 0");
 }
 std::string unit_interval_open(const Value& v) {
-  return each_double(v, [](double d) { return d >= 0.0 && d < 1.0; }, "must be in [0, 1)");
+  return each_double(
+      v, [](double d) { return d >= 0.0 && d < 1.0; }, "must be in [0, 1)");
 }
 std::function<std::string(const Value&)> one_of(std::vector<std::string> choices) {
   return [choices = std::move(choices)](const Value& v) -> std::string {

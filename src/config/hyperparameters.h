@@ -61,8 +61,8 @@ class Hyperparameters {
 // Range-check helpers used by the schemas.
 namespace checks {
 std::string finite(const Value& v);
-std::string positive(const Value& v);      // > 0
-std::string non_negative(const Value& v);  // >= 0
+std::string positive(const Value& v);            // > 0
+std::string non_negative(const Value& v);        // >= 0
 std::string unit_interval_open(const Value& v);  // every element in [0, 1)
 // For a string key: the value must be one of `choices`.
 std::function<std::string(const Value&)> one_of(std::vector<std::string> choices);

@@ -11,17 +11,22 @@
 
 namespace descent {
 
-using Value =
-    std::variant<std::monostate, double, int64_t, bool, std::vector<double>, std::string>;
+using Value = std::variant<std::monostate, double, int64_t, bool, std::vector<double>, std::string>;
 
 inline descent_value_type value_type(const Value& v) {
   switch (v.index()) {
-    case 1: return DESCENT_VALUE_DOUBLE;
-    case 2: return DESCENT_VALUE_INT;
-    case 3: return DESCENT_VALUE_BOOL;
-    case 4: return DESCENT_VALUE_DOUBLE_ARRAY;
-    case 5: return DESCENT_VALUE_STRING;
-    default: return DESCENT_VALUE_NONE;
+    case 1:
+      return DESCENT_VALUE_DOUBLE;
+    case 2:
+      return DESCENT_VALUE_INT;
+    case 3:
+      return DESCENT_VALUE_BOOL;
+    case 4:
+      return DESCENT_VALUE_DOUBLE_ARRAY;
+    case 5:
+      return DESCENT_VALUE_STRING;
+    default:
+      return DESCENT_VALUE_NONE;
   }
 }
 

@@ -11,7 +11,9 @@ namespace descent {
 
 namespace {
 
-bool is_float64(descent_dtype d) { return d == DESCENT_FLOAT64; }
+bool is_float64(descent_dtype d) {
+  return d == DESCENT_FLOAT64;
+}
 
 double sum_squares(std::size_t count, const descent_dtype* dtypes, const int64_t* numels,
                    void* const* grads, int exponent) {

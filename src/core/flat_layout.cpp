@@ -9,7 +9,9 @@ namespace descent {
 
 namespace {
 constexpr std::size_t kAlign = DESCENT_FLAT_ALIGNMENT;
-std::size_t round_up(std::size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+std::size_t round_up(std::size_t n) {
+  return (n + kAlign - 1) / kAlign * kAlign;
+}
 
 const FlatLayout& layout_of(const Optimizer& opt, FlatLayout& flat) {
   const std::size_t n = opt.parameter_count();
@@ -40,7 +42,8 @@ void FlatLayout::build(const std::vector<std::size_t>& bytes) {
     // Shapes are bounded at declaration (numel * 8 fits int64_t), so sums of a few fit size_t;
     // guard anyway against a layout that would wrap.
     if (bytes[i] > SIZE_MAX - at - kAlign)
-      throw Error(DESCENT_ERR_INVALID_ARGUMENT, "the flat layout of these parameters exceeds the address space");
+      throw Error(DESCENT_ERR_INVALID_ARGUMENT,
+                  "the flat layout of these parameters exceeds the address space");
     at = round_up(at + bytes[i]);
   }
   offsets[bytes.size()] = at;
@@ -63,16 +66,17 @@ std::size_t Optimizer::flat_offset(std::size_t index) const {
   return layout_of(*this, flat_).offset(index);
 }
 
-std::size_t Optimizer::flat_size() const { return layout_of(*this, flat_).size(); }
+std::size_t Optimizer::flat_size() const {
+  return layout_of(*this, flat_).size();
+}
 
 void Optimizer::update_flat(void* params, const void* grads, std::size_t size) {
   FlatLayout& flat = const_cast<FlatLayout&>(layout_of(*this, flat_));
   if (size != flat.size())
-    throw Error(DESCENT_ERR_SHAPE_MISMATCH, "size is " + std::to_string(size) +
-                                                " bytes, the flat layout of the " +
-                                                std::to_string(flat.count()) +
-                                                " declared parameters has " +
-                                                std::to_string(flat.size()));
+    throw Error(DESCENT_ERR_SHAPE_MISMATCH,
+                "size is " + std::to_string(size) + " bytes, the flat layout of the " +
+                    std::to_string(flat.count()) + " declared parameters has " +
+                    std::to_string(flat.size()));
   if (size > 0 && (!params || !grads))
     throw Error(DESCENT_ERR_NULL_ARGUMENT, std::string(!params ? "params" : "grads") + " is NULL");
   const auto p = reinterpret_cast<std::uintptr_t>(params);

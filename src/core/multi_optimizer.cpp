@@ -8,8 +8,8 @@
 
 #include "common/callback_failure.h"
 #include "common/error.h"
-#include "core/tensor_list.h"
 #include "config/json_parse.h"
+#include "core/tensor_list.h"
 
 namespace descent {
 
@@ -29,10 +29,13 @@ Error in_group(std::size_t index, const std::string& kind, const Error& e) {
   return Error(e.status(), group_label(index, kind) + ": " + e.what());
 }
 
-std::string json_string(std::string_view s) { return nlohmann::json(std::string(s)).dump(); }
+std::string json_string(std::string_view s) {
+  return nlohmann::json(std::string(s)).dump();
+}
 
 void check_glob(std::string_view glob, const char* what) {
-  if (glob.empty()) throw Error(DESCENT_ERR_INVALID_ARGUMENT, std::string(what) + ": the glob is empty");
+  if (glob.empty())
+    throw Error(DESCENT_ERR_INVALID_ARGUMENT, std::string(what) + ": the glob is empty");
 }
 
 void check_ndim_range(int64_t min_ndim, int64_t max_ndim, const std::string& what) {
@@ -76,9 +79,12 @@ bool glob_match(std::string_view pattern, std::string_view text) noexcept {
 bool MultiOptimizer::Clause::operator==(const Clause& o) const {
   if (kind != o.kind) return false;
   switch (kind) {
-    case Kind::Name: return glob == o.glob;
-    case Kind::Ndim: return min_ndim == o.min_ndim && max_ndim == o.max_ndim;
-    case Kind::Callback: return callback == o.callback;
+    case Kind::Name:
+      return glob == o.glob;
+    case Kind::Ndim:
+      return min_ndim == o.min_ndim && max_ndim == o.max_ndim;
+    case Kind::Callback:
+      return callback == o.callback;
   }
   return false;
 }
@@ -87,7 +93,9 @@ bool MultiOptimizer::Filter::accepts(const std::string& name, const Shape& shape
   bool included = include.empty();
   for (const Clause& c : include) {
     switch (c.kind) {
-      case Clause::Kind::Name: included = glob_match(c.glob, name); break;
+      case Clause::Kind::Name:
+        included = glob_match(c.glob, name);
+        break;
       case Clause::Kind::Ndim: {
         const auto ndim = static_cast<int64_t>(shape.size());
         included = ndim >= c.min_ndim && (c.max_ndim < 0 || ndim <= c.max_ndim);
@@ -137,7 +145,9 @@ MultiOptimizer::MultiOptimizer(const MultiOptimizer& o)
   for (const auto& g : o.groups_) groups_.push_back(std::make_unique<RuleOptimizer>(*g));
 }
 
-const std::string& MultiOptimizer::kind() const { return kMulti; }
+const std::string& MultiOptimizer::kind() const {
+  return kMulti;
+}
 
 std::unique_ptr<Optimizer> MultiOptimizer::clone() const {
   return std::make_unique<MultiOptimizer>(*this);
@@ -214,7 +224,8 @@ RuleOptimizer& MultiOptimizer::group(std::size_t index) {
 
 const RuleOptimizer& MultiOptimizer::group(std::size_t index) const {
   if (index >= groups_.size())
-    throw Error(DESCENT_ERR_INVALID_ARGUMENT, "group " + std::to_string(index) + " does not exist (" +
+    throw Error(DESCENT_ERR_INVALID_ARGUMENT, "group " + std::to_string(index) +
+                                                  " does not exist (" +
                                                   std::to_string(groups_.size()) + " groups)");
   return *groups_[index];
 }
@@ -222,9 +233,9 @@ const RuleOptimizer& MultiOptimizer::group(std::size_t index) const {
 MultiOptimizer::Filter& MultiOptimizer::filter_for_change(std::size_t index) {
   const RuleOptimizer& g = group(index);
   if (initialized_ || sharded_)
-    throw Error(DESCENT_ERR_INVALID_STATE,
-                group_label(index, g.kind()) + ": filters are fixed once the state is " +
-                    (initialized_ ? "initialised" : "sharded"));
+    throw Error(DESCENT_ERR_INVALID_STATE, group_label(index, g.kind()) +
+                                               ": filters are fixed once the state is " +
+                                               (initialized_ ? "initialised" : "sharded"));
   return filters_[index];
 }
 
@@ -241,7 +252,8 @@ void MultiOptimizer::add_filter_ndim(std::size_t index, int64_t min_ndim, int64_
   f.include.push_back(Clause{Clause::Kind::Ndim, {}, min_ndim, max_ndim, nullptr});
 }
 
-void MultiOptimizer::add_filter_callback(std::size_t index, std::shared_ptr<FilterCallback> callback) {
+void MultiOptimizer::add_filter_callback(std::size_t index,
+                                         std::shared_ptr<FilterCallback> callback) {
   if (!callback || !callback->fn) throw Error(DESCENT_ERR_NULL_ARGUMENT, "fn is NULL");
   Filter& f = filter_for_change(index);
   f.include.push_back(Clause{Clause::Kind::Callback, {}, 0, -1, std::move(callback)});
@@ -334,8 +346,8 @@ Value MultiOptimizer::hyperparameter(std::string_view key) const {
 
 const std::string& MultiOptimizer::hyperparameter_name(std::size_t index) const {
   if (index != 0)
-    throw Error(DESCENT_ERR_INVALID_ARGUMENT, "index " + std::to_string(index) +
-                                                  " is past the last hyperparameter (1 in all)");
+    throw Error(DESCENT_ERR_INVALID_ARGUMENT,
+                "index " + std::to_string(index) + " is past the last hyperparameter (1 in all)");
   return kLearningRate;
 }
 
@@ -364,7 +376,8 @@ using Json = nlohmann::json;
 
 GroupSpec parse_group_spec(const Json& j, const std::string& where) {
   if (!j.is_object())
-    throw Error(DESCENT_ERR_PARSE, where + ": must be an object, got " + std::string(j.type_name()));
+    throw Error(DESCENT_ERR_PARSE,
+                where + ": must be an object, got " + std::string(j.type_name()));
   GroupSpec s;
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& key = it.key();
@@ -390,7 +403,8 @@ GroupSpec parse_group_spec(const Json& j, const std::string& where) {
         const Json& cval = only.value();
         MultiOptimizer::Clause clause{MultiOptimizer::Clause::Kind::Name, {}, 0, -1, nullptr};
         if (ckey == "name") {
-          if (!cval.is_string()) throw Error(DESCENT_ERR_WRONG_TYPE, ck + ".name: must be a string");
+          if (!cval.is_string())
+            throw Error(DESCENT_ERR_WRONG_TYPE, ck + ".name: must be a string");
           clause.glob = cval.get<std::string>();
           check_glob(clause.glob, (ck + ".name").c_str());
         } else if (ckey == "ndim") {
@@ -406,8 +420,8 @@ GroupSpec parse_group_spec(const Json& j, const std::string& where) {
             throw Error(DESCENT_ERR_WRONG_TYPE, ck + ".callback: must be true");
           clause.kind = MultiOptimizer::Clause::Kind::Callback;
         } else {
-          throw Error(DESCENT_ERR_UNKNOWN_KEY, ck + ": unknown clause '" + ckey +
-                                                   "' (\"name\", \"ndim\" or \"callback\")");
+          throw Error(DESCENT_ERR_UNKNOWN_KEY,
+                      ck + ": unknown clause '" + ckey + "' (\"name\", \"ndim\" or \"callback\")");
         }
         s.include.push_back(std::move(clause));
       }
@@ -486,7 +500,8 @@ void MultiOptimizer::configure_json(std::string_view json) {
     for (std::size_t i = 0; i < specs.size(); ++i) {
       const std::string where = "groups[" + std::to_string(i) + "]";
       if (!specs[i].kind)
-        throw Error(DESCENT_ERR_INVALID_ARGUMENT, where + ": \"kind\" is required to create a group");
+        throw Error(DESCENT_ERR_INVALID_ARGUMENT,
+                    where + ": \"kind\" is required to create a group");
       built.add_group(*specs[i].kind, specs[i].config ? specs[i].config->c_str() : nullptr);
       built.filters_[i] = filter_from_spec(specs[i], nullptr, where);
       if (lr_json) {
@@ -517,12 +532,14 @@ void MultiOptimizer::configure_json(std::string_view json) {
     if (specs.size() != groups_.size())
       throw Error(DESCENT_ERR_INVALID_ARGUMENT,
                   "groups: " + std::to_string(specs.size()) + " described, the optimizer has " +
-                      std::to_string(groups_.size()) + " (groups are created only when there is none)");
+                      std::to_string(groups_.size()) +
+                      " (groups are created only when there is none)");
     for (std::size_t i = 0; i < specs.size(); ++i) {
       const std::string where = "groups[" + std::to_string(i) + "]";
       if (specs[i].kind && *specs[i].kind != groups_[i]->kind())
-        throw Error(DESCENT_ERR_INVALID_ARGUMENT, where + ": kind '" + *specs[i].kind + "' given, " +
-                                                      group_label(i, groups_[i]->kind()) + " is not");
+        throw Error(DESCENT_ERR_INVALID_ARGUMENT,
+                    where + ": kind '" + *specs[i].kind + "' given, " +
+                        group_label(i, groups_[i]->kind()) + " is not");
       filters[i] = filter_from_spec(specs[i], &filters_[i], where);
       if (initialized_ && !(filters[i] == filters_[i]))
         throw Error(DESCENT_ERR_INVALID_STATE,
@@ -540,22 +557,28 @@ std::string MultiOptimizer::config_json() const {
   std::string out = "{\"groups\": [";
   for (std::size_t i = 0; i < groups_.size(); ++i) {
     if (i) out += ", ";
-    out += "{\"kind\": " + json_string(groups_[i]->kind()) + ", \"config\": " + groups_[i]->config_json() +
-           ", \"include\": [";
+    out += "{\"kind\": " + json_string(groups_[i]->kind()) +
+           ", \"config\": " + groups_[i]->config_json() + ", \"include\": [";
     const Filter& f = filters_[i];
     for (std::size_t k = 0; k < f.include.size(); ++k) {
       if (k) out += ", ";
       const Clause& c = f.include[k];
       switch (c.kind) {
-        case Clause::Kind::Name: out += "{\"name\": " + json_string(c.glob) + "}"; break;
-        case Clause::Kind::Ndim:
-          out += "{\"ndim\": [" + std::to_string(c.min_ndim) + ", " + std::to_string(c.max_ndim) + "]}";
+        case Clause::Kind::Name:
+          out += "{\"name\": " + json_string(c.glob) + "}";
           break;
-        case Clause::Kind::Callback: out += "{\"callback\": true}"; break;
+        case Clause::Kind::Ndim:
+          out += "{\"ndim\": [" + std::to_string(c.min_ndim) + ", " + std::to_string(c.max_ndim) +
+                 "]}";
+          break;
+        case Clause::Kind::Callback:
+          out += "{\"callback\": true}";
+          break;
       }
     }
     out += "], \"exclude\": [";
-    for (std::size_t k = 0; k < f.exclude.size(); ++k) out += (k ? ", " : "") + json_string(f.exclude[k]);
+    for (std::size_t k = 0; k < f.exclude.size(); ++k)
+      out += (k ? ", " : "") + json_string(f.exclude[k]);
     out += "]}";
   }
   return out + "]}";
@@ -585,7 +608,8 @@ void MultiOptimizer::add_parameter(std::string_view name, DType dtype, Shape sha
       throw Error(DESCENT_ERR_INVALID_ARGUMENT,
                   what + ": negative dimension in shape " + shape_string(shape));
     if (d != 0 && n > std::numeric_limits<int64_t>::max() / 8 / d)
-      throw Error(DESCENT_ERR_INVALID_ARGUMENT, what + ": shape " + shape_string(shape) + " is too large");
+      throw Error(DESCENT_ERR_INVALID_ARGUMENT,
+                  what + ": shape " + shape_string(shape) + " is too large");
     n *= d;
   }
   // Allocate first (larger scratch is harmless), then commit.
@@ -638,7 +662,8 @@ MultiOptimizer::Plan MultiOptimizer::plan_init(
                         " when the optimizer was sharded (filters must be deterministic)");
       ranges[plan.group_of[i]].push_back(params_[i].owned);
     }
-    for (std::size_t g = 0; g < plan.groups.size(); ++g) plan.groups[g]->set_owned_ranges(ranges[g]);
+    for (std::size_t g = 0; g < plan.groups.size(); ++g)
+      plan.groups[g]->set_owned_ranges(ranges[g]);
   }
   for (std::size_t g = 0; g < plan.groups.size(); ++g) {
     try {
@@ -700,8 +725,9 @@ void MultiOptimizer::init_for_keys(const std::function<bool(std::string_view)>& 
   commit_init(plan);
 }
 
-void MultiOptimizer::update(std::size_t count, const char* const* names, const descent_dtype* dtypes,
-                            const int64_t* numels, void* const* params, const void* const* grads) {
+void MultiOptimizer::update(std::size_t count, const char* const* names,
+                            const descent_dtype* dtypes, const int64_t* numels, void* const* params,
+                            const void* const* grads) {
   check_tensor_list_arrays(count, names, "names", params, grads);
   if (!initialized_) check_groups();
   resolve_names(count, names, param_index_, scratch_index_);
@@ -814,7 +840,8 @@ std::size_t MultiOptimizer::state_count() const {
 
 const std::string& MultiOptimizer::state_key(std::size_t index) const {
   std::size_t g = 0, local = index;
-  while (g < groups_.size() && local >= groups_[g]->state_count()) local -= groups_[g++]->state_count();
+  while (g < groups_.size() && local >= groups_[g]->state_count())
+    local -= groups_[g++]->state_count();
   if (g == groups_.size())
     throw Error(DESCENT_ERR_INVALID_ARGUMENT, "index " + std::to_string(index) +
                                                   " is past the last state key (" +
@@ -823,7 +850,8 @@ const std::string& MultiOptimizer::state_key(std::size_t index) const {
   const std::string prefix = kStatesPrefix + std::to_string(g) + ".";
   if (key_cache_.size() <= index) key_cache_.resize(index + 1);  // references to others stay valid
   std::string& cached = key_cache_[index];
-  if (cached.size() != prefix.size() + inner.size() || cached.compare(0, prefix.size(), prefix) != 0 ||
+  if (cached.size() != prefix.size() + inner.size() ||
+      cached.compare(0, prefix.size(), prefix) != 0 ||
       cached.compare(prefix.size(), std::string::npos, inner) != 0)
     cached = prefix + inner;
   return cached;
@@ -861,7 +889,8 @@ SlotInfo MultiOptimizer::state_info(std::string_view key) const {
   }
 }
 
-void MultiOptimizer::state_get(std::string_view key, DType dtype, void* out, std::size_t count) const {
+void MultiOptimizer::state_get(std::string_view key, DType dtype, void* out,
+                               std::size_t count) const {
   std::string_view rest;
   const std::size_t g = group_index_of(key, &rest);
   try {
@@ -871,7 +900,8 @@ void MultiOptimizer::state_get(std::string_view key, DType dtype, void* out, std
   }
 }
 
-void MultiOptimizer::state_set(std::string_view key, DType dtype, const void* data, std::size_t count) {
+void MultiOptimizer::state_set(std::string_view key, DType dtype, const void* data,
+                               std::size_t count) {
   std::string_view rest;
   const std::size_t g = group_index_of(key, &rest);
   if (initialized_ || rest == "step" || rest == kLearningRate) {

@@ -1,5 +1,5 @@
-// Parameter groups (MLX's MultiOptimizer): several RuleOptimizers, each with a filter. At init every
-// declared parameter goes to the first group whose filter accepts it; the last group is the
+// Parameter groups (MLX's MultiOptimizer): several RuleOptimizers, each with a filter. At init
+// every declared parameter goes to the first group whose filter accepts it; the last group is the
 // fallback and takes whatever no earlier group took. Each group keeps its own step, learning rate,
 // schedule and state; an update steps every group (even one that gets no tensor), so the steps
 // advance together as in MLX. State keys are "states.<i>.<group key>". See docs/multi.md.
@@ -26,7 +26,8 @@ struct FilterCallback {
   void* user_data = nullptr;
   void (*free_user_data)(void*) = nullptr;
 
-  FilterCallback(Fn f, void* data, void (*free_fn)(void*)) : fn(f), user_data(data), free_user_data(free_fn) {}
+  FilterCallback(Fn f, void* data, void (*free_fn)(void*))
+      : fn(f), user_data(data), free_user_data(free_fn) {}
   FilterCallback(const FilterCallback&) = delete;
   FilterCallback& operator=(const FilterCallback&) = delete;
   ~FilterCallback() {
@@ -81,7 +82,9 @@ class MultiOptimizer final : public Optimizer {
   void add_parameter(std::string_view name, DType dtype, Shape shape) override;
   std::size_t parameter_count() const override { return params_.size(); }
   std::size_t parameter_index(std::string_view name) const override;
-  const std::string& parameter_name(std::size_t index) const override { return params_[index].name; }
+  const std::string& parameter_name(std::size_t index) const override {
+    return params_[index].name;
+  }
   DType parameter_dtype(std::size_t index) const override { return params_[index].dtype; }
   const Shape& parameter_shape(std::size_t index) const override { return params_[index].shape; }
   int64_t parameter_numel(std::size_t index) const override { return params_[index].numel; }
@@ -132,9 +135,9 @@ class MultiOptimizer final : public Optimizer {
     DType dtype;
     Shape shape;
     int64_t numel;
-    std::size_t group = 0;  // after init
-    std::size_t local = 0;  // index among the group's parameters, after init
-    OwnedRange owned;           // when sharded
+    std::size_t group = 0;        // after init
+    std::size_t local = 0;        // index among the group's parameters, after init
+    OwnedRange owned;             // when sharded
     std::size_t shard_group = 0;  // when sharded: the group the ranges were planned for
   };
   // update_indexed() after its checks of the tensors: readiness, lazy init, then the step.
@@ -163,7 +166,8 @@ class MultiOptimizer final : public Optimizer {
   template <class Change>
   void change_all_groups(Change&& change);
 
-  std::vector<std::unique_ptr<RuleOptimizer>> groups_;  // never reallocated objects: handles borrow them
+  std::vector<std::unique_ptr<RuleOptimizer>>
+      groups_;  // never reallocated objects: handles borrow them
   std::vector<Filter> filters_;
   std::vector<Parameter> params_;
   std::map<std::string, std::size_t, std::less<>> param_index_;

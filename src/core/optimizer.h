@@ -97,7 +97,8 @@ class Optimizer {
   virtual const std::string& state_key(std::size_t index) const = 0;
   virtual SlotInfo state_info(std::string_view key) const = 0;
   virtual void state_get(std::string_view key, DType dtype, void* out, std::size_t count) const = 0;
-  virtual void state_set(std::string_view key, DType dtype, const void* data, std::size_t count) = 0;
+  virtual void state_set(std::string_view key, DType dtype, const void* data,
+                         std::size_t count) = 0;
 
   // ---- hooks for sharded state (src/distributed/sharding.h drives them) ---------------------
   // Restricts the state to the given ranges, one per declared parameter (checked by the caller:
@@ -115,7 +116,8 @@ class Optimizer {
                             void* const* shard_params, const void* const* grads) = 0;
   // Every byte that a step changes (slots, step counters, stored learning rates), as blocks,
   // in a fixed order, for a copy taken before a step and restored if the step is voted down.
-  virtual void for_each_state_block(const std::function<void(void* data, std::size_t bytes)>& fn) = 0;
+  virtual void for_each_state_block(
+      const std::function<void(void* data, std::size_t bytes)>& fn) = 0;
   // Bytes of state slots held now (after init) or that init would allocate (before).
   virtual std::size_t state_bytes() const = 0;
 

@@ -6,9 +6,9 @@
 #include <limits>
 
 #include "common/error.h"
+#include "config/json_config.h"
 #include "core/tensor_list.h"
 #include "core/thread_pool.h"
-#include "config/json_config.h"
 #include "schedules/schedule_parse.h"
 
 namespace descent {
@@ -29,13 +29,15 @@ float to_learning_rate(const Value& v) {
     throw Error(DESCENT_ERR_WRONG_TYPE, "learning_rate: expected double, got " +
                                             std::string(value_type_name(value_type(v))));
   if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<float>::max())
-    throw Error(DESCENT_ERR_OUT_OF_RANGE,
-                "learning_rate: must be finite and representable as float32 (got " +
-                    value_string(v) + ")");
+    throw Error(
+        DESCENT_ERR_OUT_OF_RANGE,
+        "learning_rate: must be finite and representable as float32 (got " + value_string(v) + ")");
   return static_cast<float>(d);
 }
 
-std::string join_key(const std::string& a, const std::string& b) { return a + "." + b; }
+std::string join_key(const std::string& a, const std::string& b) {
+  return a + "." + b;
+}
 
 }  // namespace
 
@@ -83,7 +85,7 @@ RuleOptimizer::RuleOptimizer(const RuleOptimizer& o)
 }
 
 Buffer RuleOptimizer::make_arena(const std::vector<std::vector<std::size_t>>& bytes,
-                                std::vector<std::vector<Buffer>>& views) const {
+                                 std::vector<std::vector<Buffer>>& views) const {
   const auto round = [](std::size_t b) { return (b + 63) / 64 * 64; };
   std::size_t slots = 0, total = 0;
   for (const auto& b : bytes) slots = std::max(slots, b.size());
@@ -231,19 +233,21 @@ void RuleOptimizer::add_parameter(std::string_view name, DType dtype, Shape shap
     throw Error(DESCENT_ERR_INVALID_ARGUMENT,
                 what + ": the name collides with the state key of the same name");
   if (shape.size() > DESCENT_MAX_NDIM)
-    throw Error(DESCENT_ERR_INVALID_ARGUMENT, what + ": more than " +
-                                                  std::to_string(DESCENT_MAX_NDIM) + " dimensions");
+    throw Error(DESCENT_ERR_INVALID_ARGUMENT,
+                what + ": more than " + std::to_string(DESCENT_MAX_NDIM) + " dimensions");
   int64_t n = 1;
   for (int64_t d : shape) {
-    if (d < 0) throw Error(DESCENT_ERR_INVALID_ARGUMENT, what + ": negative dimension in shape " +
-                                                             shape_string(shape));
+    if (d < 0)
+      throw Error(DESCENT_ERR_INVALID_ARGUMENT,
+                  what + ": negative dimension in shape " + shape_string(shape));
     if (d != 0 && n > std::numeric_limits<int64_t>::max() / 8 / d)
-      throw Error(DESCENT_ERR_INVALID_ARGUMENT, what + ": shape " + shape_string(shape) +
-                                                    " is too large");
+      throw Error(DESCENT_ERR_INVALID_ARGUMENT,
+                  what + ": shape " + shape_string(shape) + " is too large");
     n *= d;
   }
   // Everything validated: commit.
-  params_.push_back(Parameter{std::string(name), dtype, std::move(shape), n, {}, {}, {}, {0, n, true}, {}});
+  params_.push_back(
+      Parameter{std::string(name), dtype, std::move(shape), n, {}, {}, {}, {0, n, true}, {}});
   param_index_.emplace(params_.back().name, params_.size() - 1);
   reserve_scratch();
   scratch_seen_.assign(params_.size(), 0);
@@ -306,8 +310,7 @@ void RuleOptimizer::init_for_keys(const std::function<bool(std::string_view)>& h
   bool present = false;
   for (const Parameter& p : params_)
     for (const std::string& slot : optional) present = present || has_key(join_key(p.name, slot));
-  if (initialized_ &&
-      (slot_index_.count(join_key(params_[0].name, optional[0])) != 0) == present)
+  if (initialized_ && (slot_index_.count(join_key(params_[0].name, optional[0])) != 0) == present)
     return;
   const bool was_initialized = initialized_;
   rule_->force_optional_slots(present);
@@ -344,10 +347,12 @@ void RuleOptimizer::update_indexed(std::size_t count, const std::size_t* indices
 
 float RuleOptimizer::next_learning_rate() const {
   // MLX evaluates the schedule at the step before the increment.
-  const float lr = schedule_ ? static_cast<float>(schedule_->value(step_)) : learning_rate_.value_or(0.0f);
+  const float lr =
+      schedule_ ? static_cast<float>(schedule_->value(step_)) : learning_rate_.value_or(0.0f);
   if (schedule_ && !std::isfinite(lr))
-    throw Error(DESCENT_ERR_OUT_OF_RANGE, "learning_rate: the schedule returned a non-finite value at step " +
-                                              std::to_string(step_));
+    throw Error(
+        DESCENT_ERR_OUT_OF_RANGE,
+        "learning_rate: the schedule returned a non-finite value at step " + std::to_string(step_));
   return lr;
 }
 
@@ -380,7 +385,8 @@ void RuleOptimizer::commit_step(float lr, std::size_t count, const std::size_t* 
                                    grad, p.slot_ptrs.data()});
       continue;
     }
-    rule_->apply(ctx, TensorStep{p.dtype, &p.shape, p.numel, params[i], grads[i], p.slot_ptrs.data()});
+    rule_->apply(ctx,
+                 TensorStep{p.dtype, &p.shape, p.numel, params[i], grads[i], p.slot_ptrs.data()});
   }
 }
 
@@ -395,7 +401,8 @@ void RuleOptimizer::set_owned_ranges(const std::vector<OwnedRange>& ranges) {
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const Parameter& p = params_[i];
     const OwnedRange r = ranges[i];
-    if (r.begin < 0 || r.end < r.begin || r.end > p.numel || (r.owned && r.begin == r.end && p.numel))
+    if (r.begin < 0 || r.end < r.begin || r.end > p.numel ||
+        (r.owned && r.begin == r.end && p.numel))
       throw Error(DESCENT_ERR_INTERNAL, "set_owned_ranges: range outside '" + p.name + "'");
     shapes[i] = (r.begin == 0 && r.end == p.numel) ? p.shape : Shape{r.end - r.begin};
   }
@@ -461,7 +468,8 @@ struct ThreadedStep {
     if (k >= workers) return total;
     const int64_t per = total / static_cast<int64_t>(workers);
     const int64_t extra = total % static_cast<int64_t>(workers);
-    const int64_t pos = per * static_cast<int64_t>(k) + std::min<int64_t>(static_cast<int64_t>(k), extra);
+    const int64_t pos =
+        per * static_cast<int64_t>(k) + std::min<int64_t>(static_cast<int64_t>(k), extra);
     const std::size_t t = tensor_at(pos);
     const int64_t align = 64 / static_cast<int64_t>(dtype_size(steps[t].dtype));
     return prefix[t] + (pos - prefix[t]) / align * align;
@@ -496,10 +504,12 @@ void RuleOptimizer::commit_threaded(const StepContext& ctx, std::size_t workers,
   for (std::size_t i = 0; i < count; ++i) {
     Parameter& p = params_[indices[i]];
     if (p.numel == 0) continue;
-    scratch_steps_.push_back(TensorStep{p.dtype, &p.shape, p.numel, params[i], grads[i], p.slot_ptrs.data()});
+    scratch_steps_.push_back(
+        TensorStep{p.dtype, &p.shape, p.numel, params[i], grads[i], p.slot_ptrs.data()});
     scratch_prefix_.push_back(scratch_prefix_.back() + p.numel);
   }
-  ThreadedStep job{rule_.get(), &ctx, scratch_steps_.data(), scratch_prefix_.data(),
+  ThreadedStep job{rule_.get(),           &ctx,
+                   scratch_steps_.data(), scratch_prefix_.data(),
                    scratch_steps_.size(), scratch_prefix_.back()};
   parallel::run(workers, &ThreadedStep::run, &job);
 }
@@ -525,9 +535,9 @@ void RuleOptimizer::rebuild_state_keys() {
 
 const std::string& RuleOptimizer::state_key(std::size_t index) const {
   if (index >= state_keys_.size())
-    throw Error(DESCENT_ERR_INVALID_ARGUMENT,
-                "index " + std::to_string(index) + " is past the last state key (" +
-                    std::to_string(state_keys_.size()) + " in all)");
+    throw Error(DESCENT_ERR_INVALID_ARGUMENT, "index " + std::to_string(index) +
+                                                  " is past the last state key (" +
+                                                  std::to_string(state_keys_.size()) + " in all)");
   return state_keys_[index];
 }
 
@@ -557,13 +567,15 @@ SlotInfo RuleOptimizer::state_info(std::string_view key) const {
   if (key == kStep) return {DType::UInt64, {}};
   if (key == kLearningRate && learning_rate_) return {DType::Float32, {}};
   const auto ref = initialized_ ? find_slot(key) : std::nullopt;  // MLX: no slots before init
-  if (!ref) throw Error(DESCENT_ERR_UNKNOWN_KEY, "state key '" + std::string(key) + "' does not exist");
+  if (!ref)
+    throw Error(DESCENT_ERR_UNKNOWN_KEY, "state key '" + std::string(key) + "' does not exist");
   const Parameter& p = params_[ref->param];
   return {p.dtype, p.slot_specs[ref->slot].shape};
 }
 
 namespace {
-void check_slot_request(std::string_view key, const SlotInfo& info, DType dtype, std::size_t count) {
+void check_slot_request(std::string_view key, const SlotInfo& info, DType dtype,
+                        std::size_t count) {
   if (dtype != info.dtype)
     throw Error(DESCENT_ERR_DTYPE_MISMATCH, "state '" + std::string(key) + "': dtype " +
                                                 dtype_name(dtype) + " given, the slot holds " +
@@ -576,7 +588,8 @@ void check_slot_request(std::string_view key, const SlotInfo& info, DType dtype,
 }
 }  // namespace
 
-void RuleOptimizer::state_get(std::string_view key, DType dtype, void* out, std::size_t count) const {
+void RuleOptimizer::state_get(std::string_view key, DType dtype, void* out,
+                              std::size_t count) const {
   const SlotInfo info = state_info(key);
   check_slot_request(key, info, dtype, count);
   if (key == kStep) {
@@ -591,9 +604,11 @@ void RuleOptimizer::state_get(std::string_view key, DType dtype, void* out, std:
   }
 }
 
-void RuleOptimizer::state_set(std::string_view key, DType dtype, const void* data, std::size_t count) {
+void RuleOptimizer::state_set(std::string_view key, DType dtype, const void* data,
+                              std::size_t count) {
   if (key == kStep || key == kLearningRate) {
-    check_slot_request(key, key == kStep ? SlotInfo{DType::UInt64, {}} : SlotInfo{DType::Float32, {}},
+    check_slot_request(key,
+                       key == kStep ? SlotInfo{DType::UInt64, {}} : SlotInfo{DType::Float32, {}},
                        dtype, count);
     if (key == kStep) {
       std::memcpy(&step_, data, sizeof step_);
@@ -616,12 +631,13 @@ void RuleOptimizer::state_set(std::string_view key, DType dtype, const void* dat
     std::unique_ptr<Rule> planner = rule_->clone();
     planner->configure(hyper_);
     const Parameter& p = params_[planned->param];
-    check_slot_request(key, SlotInfo{p.dtype, planner->slots(slot_shape(p))[planned->slot].shape}, dtype,
-                       count);
+    check_slot_request(key, SlotInfo{p.dtype, planner->slots(slot_shape(p))[planned->slot].shape},
+                       dtype, count);
     init();
   }
   const auto ref = find_slot(key);
-  if (!ref) throw Error(DESCENT_ERR_UNKNOWN_KEY, "state key '" + std::string(key) + "' does not exist");
+  if (!ref)
+    throw Error(DESCENT_ERR_UNKNOWN_KEY, "state key '" + std::string(key) + "' does not exist");
   const Parameter& p = params_[ref->param];
   check_slot_request(key, SlotInfo{p.dtype, p.slot_specs[ref->slot].shape}, dtype, count);
   Buffer& b = params_[ref->param].slots[ref->slot];

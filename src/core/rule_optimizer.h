@@ -43,7 +43,9 @@ class RuleOptimizer final : public Optimizer {
   void add_parameter(std::string_view name, DType dtype, Shape shape) override;
   std::size_t parameter_count() const override { return params_.size(); }
   std::size_t parameter_index(std::string_view name) const override;
-  const std::string& parameter_name(std::size_t index) const override { return params_[index].name; }
+  const std::string& parameter_name(std::size_t index) const override {
+    return params_[index].name;
+  }
   DType parameter_dtype(std::size_t index) const override { return params_[index].dtype; }
   const Shape& parameter_shape(std::size_t index) const override { return params_[index].shape; }
   int64_t parameter_numel(std::size_t index) const override { return params_[index].numel; }
@@ -108,18 +110,16 @@ class RuleOptimizer final : public Optimizer {
     Shape own_shape;
   };
   // Whether a parameter has state on this process, and the shape of its slots.
-  bool owns(const Parameter& p) const {
-    return !sharded_ || p.owned.owned;
-  }
+  bool owns(const Parameter& p) const { return !sharded_ || p.owned.owned; }
   const Shape& slot_shape(const Parameter& p) const { return sharded_ ? p.own_shape : p.shape; }
   struct SlotRef {
     std::size_t param;
     std::size_t slot;
   };
 
-  void check_ready() const;  // learning rate present, constraints between keys hold
+  void check_ready() const;          // learning rate present, constraints between keys hold
   float next_learning_rate() const;  // the schedule's value for the coming step, checked
-  void configure_rule();     // hands changed hyperparameters to the rule
+  void configure_rule();             // hands changed hyperparameters to the rule
   void rebuild_state_keys();
   // The slot a key names; before init, the slot init would create.
   std::optional<SlotRef> find_slot(std::string_view key) const;

@@ -19,8 +19,10 @@ namespace descent {
 inline void check_tensor_list_arrays(std::size_t count, const void* keys, const char* keys_name,
                                      void* const* params, const void* const* grads) {
   if (count > 0 && (!keys || !params || !grads))
-    throw Error(DESCENT_ERR_NULL_ARGUMENT,
-                std::string(!keys ? keys_name : !params ? "params" : "grads") + " is NULL");
+    throw Error(DESCENT_ERR_NULL_ARGUMENT, std::string(!keys     ? keys_name
+                                                       : !params ? "params"
+                                                                 : "grads") +
+                                               " is NULL");
 }
 
 // Resolves names[i] to its parameter index into `out` (capacity reserved by the caller, so no
@@ -30,7 +32,8 @@ inline void resolve_names(std::size_t count, const char* const* names,
                           std::vector<std::size_t>& out) {
   out.clear();
   for (std::size_t i = 0; i < count; ++i) {
-    if (!names[i]) throw Error(DESCENT_ERR_NULL_ARGUMENT, "names[" + std::to_string(i) + "] is NULL");
+    if (!names[i])
+      throw Error(DESCENT_ERR_NULL_ARGUMENT, "names[" + std::to_string(i) + "] is NULL");
     const std::string_view name(names[i]);
     auto it = index.find(name);
     if (it == index.end())
@@ -60,12 +63,12 @@ void check_tensor_list(std::size_t count, const std::size_t* indices, const desc
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t k = indices[i];
     if (k >= declared.size())
-      throw Error(DESCENT_ERR_UNKNOWN_KEY, "indices[" + std::to_string(i) + "] = " +
-                                               std::to_string(k) + ": no parameter of that index (" +
+      throw Error(DESCENT_ERR_UNKNOWN_KEY, "indices[" + std::to_string(i) +
+                                               "] = " + std::to_string(k) +
+                                               ": no parameter of that index (" +
                                                std::to_string(declared.size()) + " declared)");
     const Declared& p = declared[k];
-    if (seen[k])
-      throw Error(DESCENT_ERR_DUPLICATE, "'" + p.name + "': given twice in one update");
+    if (seen[k]) throw Error(DESCENT_ERR_DUPLICATE, "'" + p.name + "': given twice in one update");
     if (dtypes && dtypes[i] != static_cast<descent_dtype>(p.dtype))
       throw Error(DESCENT_ERR_DTYPE_MISMATCH, "'" + p.name + "': dtype " + dtype_name(dtypes[i]) +
                                                   " given, declared " + dtype_name(p.dtype));
@@ -74,8 +77,9 @@ void check_tensor_list(std::size_t count, const std::size_t* indices, const desc
                   "'" + p.name + "': " + std::to_string(numels[i]) + " elements given, declared " +
                       shape_string(p.shape) + " has " + std::to_string(p.numel));
     if (p.numel > 0 && (!params[i] || !grads[i]))
-      throw Error(DESCENT_ERR_NULL_ARGUMENT, "'" + p.name + "': " + (!params[i] ? "params" : "grads") +
-                                                 "[" + std::to_string(i) + "] is NULL");
+      throw Error(DESCENT_ERR_NULL_ARGUMENT, "'" + p.name +
+                                                 "': " + (!params[i] ? "params" : "grads") + "[" +
+                                                 std::to_string(i) + "] is NULL");
     const auto* pb = static_cast<const unsigned char*>(params[i]);
     const auto* gb = static_cast<const unsigned char*>(grads[i]);
     const std::size_t bytes = static_cast<std::size_t>(p.numel) * dtype_size(p.dtype);

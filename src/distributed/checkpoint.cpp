@@ -38,7 +38,9 @@ constexpr const char* kIndexFormat = "descent-sharded-checkpoint";
 constexpr int kIndexVersion = 1;
 constexpr const char* kShardPrefix = "shard-g";
 
-descent_status status_of(double code) { return static_cast<descent_status>(static_cast<int>(code)); }
+descent_status status_of(double code) {
+  return static_cast<descent_status>(static_cast<int>(code));
+}
 
 // ---- sinks ---------------------------------------------------------------------------------
 
@@ -143,8 +145,8 @@ class Protocol {
   // reduced by max, returned through *m.
   bool vote(double h = 0, double* m = nullptr, const char* differ = nullptr) {
     if (aborted_) return false;
-    double v[5] = {static_cast<double>(status_), status_ != DESCENT_OK ? c_.rank() + 1.0 : 0.0, h, -h,
-                   m ? *m : 0.0};
+    double v[5] = {static_cast<double>(status_), status_ != DESCENT_OK ? c_.rank() + 1.0 : 0.0, h,
+                   -h, m ? *m : 0.0};
     std::string vm;
     const descent_status s = capture(vm, [&] { c_.allreduce(v, 5, DESCENT_REDUCE_MAX); });
     if (s != DESCENT_OK) {
@@ -260,7 +262,8 @@ std::vector<unsigned char> reshard(const Sharding& s, const SavedSet& set,
                                    const std::vector<OwnedRange>& mine) {
   const KeyMap keys(s);
   const std::size_t n = s.parameter_count();
-  std::vector<std::vector<const Piece*>> old_piece(n, std::vector<const Piece*>(set.world, nullptr));
+  std::vector<std::vector<const Piece*>> old_piece(n,
+                                                   std::vector<const Piece*>(set.world, nullptr));
   for (const Piece& p : set.plan) old_piece[p.param][p.rank] = &p;
 
   struct Out {
@@ -282,8 +285,9 @@ std::vector<unsigned char> reshard(const Sharding& s, const SavedSet& set,
       if (p == KeyMap::kNone) {  // counters (the same in every file) and unknown keys
         if (is_first) {
           where.emplace(t.name, out.size());
-          out.push_back(Out{TensorHeader{t.name, t.type, t.shape, static_cast<std::size_t>(t.end - t.begin)},
-                            std::vector<unsigned char>(t.data, t.data + (t.end - t.begin)), 0, 0});
+          out.push_back(
+              Out{TensorHeader{t.name, t.type, t.shape, static_cast<std::size_t>(t.end - t.begin)},
+                  std::vector<unsigned char>(t.data, t.data + (t.end - t.begin)), 0, 0});
         }
         continue;
       }
@@ -292,8 +296,8 @@ std::vector<unsigned char> reshard(const Sharding& s, const SavedSet& set,
       const Piece* op = old_piece[p][r];
       if (!op)
         throw Error(DESCENT_ERR_CORRUPT, label + ": state " + state_io::quote_name(t.name) +
-                                             " belongs to a parameter that rank " + std::to_string(r) +
-                                             " did not hold");
+                                             " belongs to a parameter that rank " +
+                                             std::to_string(r) + " did not hold");
       const int64_t numel = s.parameter_numel(p);
       const bool old_whole = op->begin == 0 && op->end == numel;
       const bool new_whole = nr.begin == 0 && nr.end == numel;
@@ -304,8 +308,9 @@ std::vector<unsigned char> reshard(const Sharding& s, const SavedSet& set,
           throw Error(DESCENT_ERR_CORRUPT, label + ": state " + state_io::quote_name(t.name) +
                                                " is held by more than one shard file");
         where.emplace(t.name, out.size());
-        out.push_back(Out{TensorHeader{t.name, t.type, t.shape, static_cast<std::size_t>(t.end - t.begin)},
-                          std::vector<unsigned char>(t.data, t.data + (t.end - t.begin)), 1, 1});
+        out.push_back(
+            Out{TensorHeader{t.name, t.type, t.shape, static_cast<std::size_t>(t.end - t.begin)},
+                std::vector<unsigned char>(t.data, t.data + (t.end - t.begin)), 1, 1});
         continue;
       }
       // Element ranges: the slot has the parameter's shape (the elementwise kinds).
@@ -324,14 +329,15 @@ std::vector<unsigned char> reshard(const Sharding& s, const SavedSet& set,
         const Shape shape = new_whole ? s.parameter_shape(p) : Shape{nr.end - nr.begin};
         const std::size_t bytes = static_cast<std::size_t>(nr.end - nr.begin) * es;
         found = where.emplace(t.name, out.size()).first;
-        out.push_back(Out{TensorHeader{t.name, t.type, shape, bytes}, std::vector<unsigned char>(bytes),
-                          0, nr.end - nr.begin});
+        out.push_back(Out{TensorHeader{t.name, t.type, shape, bytes},
+                          std::vector<unsigned char>(bytes), 0, nr.end - nr.begin});
       }
       Out& o = out[found->second];
       if (o.header.type != t.type)
         throw Error(DESCENT_ERR_CORRUPT, label + ": state " + state_io::quote_name(t.name) +
-                                             " has dtype " + t.type->name + " in one shard file and " +
-                                             o.header.type->name + " in another");
+                                             " has dtype " + t.type->name +
+                                             " in one shard file and " + o.header.type->name +
+                                             " in another");
       std::memcpy(o.data.data() + static_cast<std::size_t>(lo - nr.begin) * es,
                   t.data + static_cast<std::size_t>(lo - op->begin) * es,
                   static_cast<std::size_t>(hi - lo) * es);
@@ -396,8 +402,8 @@ uint64_t latest_generation(const std::string& dir) {
   uint64_t g = 0;
   DIR* d = opendir(dir.c_str());
   if (!d)
-    throw Error(DESCENT_ERR_IO, state_io::quote_path(dir) + ": cannot open the directory: " +
-                                    std::strerror(errno));
+    throw Error(DESCENT_ERR_IO,
+                state_io::quote_path(dir) + ": cannot open the directory: " + std::strerror(errno));
   while (const dirent* e = readdir(d))
     if (e->d_type != DT_DIR) g = std::max(g, generation_in_name(e->d_name));
   closedir(d);
@@ -474,10 +480,12 @@ Index parse_index(const std::vector<unsigned char>& bytes, const std::string& la
   const auto& plan = field(doc, "plan");
   const auto& shards = field(doc, "shards");
   if (!kind.is_string()) throw bad("\"kind\" is not a string");
-  if (!world.is_number_unsigned() || world.get<uint64_t>() < 1 || world.get<uint64_t>() > (1u << 24))
+  if (!world.is_number_unsigned() || world.get<uint64_t>() < 1 ||
+      world.get<uint64_t>() > (1u << 24))
     throw bad("\"world_size\" is not an integer in [1, 2^24]");
   if (!gen.is_number_unsigned()) throw bad("\"generation\" is not an unsigned integer");
-  if (!plan.is_string() || plan.get<std::string>().size() != 16) throw bad("\"plan\" is not 16 hex digits");
+  if (!plan.is_string() || plan.get<std::string>().size() != 16)
+    throw bad("\"plan\" is not 16 hex digits");
   ix.kind = kind.get<std::string>();
   ix.world = static_cast<std::size_t>(world.get<uint64_t>());
   ix.generation = gen.get<uint64_t>();
@@ -497,7 +505,8 @@ Index parse_index(const std::vector<unsigned char>& bytes, const std::string& la
         file.get<std::string>().find('/') != std::string::npos || file.get<std::string>() == "." ||
         file.get<std::string>() == "..")
       throw bad("shards[" + std::to_string(r) + "].file is not a file name in the directory");
-    if (!size.is_number_unsigned()) throw bad("shards[" + std::to_string(r) + "].bytes is not a size");
+    if (!size.is_number_unsigned())
+      throw bad("shards[" + std::to_string(r) + "].bytes is not a size");
     if (!sum.is_string() || sum.get<std::string>().size() != 16)
       throw bad("shards[" + std::to_string(r) + "].fnv1a64 is not 16 hex digits");
     ix.shards.push_back({file.get<std::string>(), size.get<uint64_t>(), sum.get<std::string>()});
@@ -582,7 +591,8 @@ void load_gathered(Sharding& s, Optimizer& opt, const char* path) {
       set.plan = s.plan(1);
       set.files = {&view};
       set.labels = {"the file"};
-      work = prepared(opt, reshard(s, set, Sharding::ranges_of(s.pieces(), s.parameter_count(), s.rank())));
+      work = prepared(
+          opt, reshard(s, set, Sharding::ranges_of(s.pieces(), s.parameter_count(), s.rank())));
     } catch (const Error& e) {
       throw Error(e.status(), state_io::quote_path(path) + ": " + e.what());
     }
@@ -604,8 +614,8 @@ void save_sharded(Sharding& s, const Optimizer& opt, const char* dir_arg) {
     check_path(dir_arg, "dir");
     dir = dir_arg;
     if (::mkdir(dir.c_str(), 0777) != 0 && errno != EEXIST)
-      throw Error(DESCENT_ERR_IO, state_io::quote_path(dir) + ": cannot create the directory: " +
-                                      std::strerror(errno));
+      throw Error(DESCENT_ERR_IO, state_io::quote_path(dir) +
+                                      ": cannot create the directory: " + std::strerror(errno));
     generation = static_cast<double>(latest_generation(dir));
   });
   // The next generation: the largest any rank saw, plus one (new names: the previous set stays).
@@ -641,24 +651,21 @@ void save_sharded(Sharding& s, const Optimizer& opt, const char* dir_arg) {
     if (rank != 0) return;
     nlohmann::json shards = nlohmann::json::array();
     for (std::size_t r = 0; r < world; ++r) {
-      const uint64_t h = (static_cast<uint64_t>(table[3 * r + 1]) << 32) |
-                         static_cast<uint64_t>(table[3 * r + 2]);
+      const uint64_t h =
+          (static_cast<uint64_t>(table[3 * r + 1]) << 32) | static_cast<uint64_t>(table[3 * r + 2]);
       shards.push_back({{"rank", r},
                         {"file", shard_name(gen, r, world)},
                         {"bytes", static_cast<uint64_t>(table[3 * r])},
                         {"fnv1a64", hex64(h)}});
     }
-    const nlohmann::json doc = {{"format", kIndexFormat},
-                                {"format_version", kIndexVersion},
-                                {"kind", opt.kind()},
-                                {"world_size", world},
-                                {"generation", gen},
-                                {"plan", hex64(s.plan_fingerprint(world))},
-                                {"shards", shards}};
+    const nlohmann::json doc = {
+        {"format", kIndexFormat}, {"format_version", kIndexVersion},
+        {"kind", opt.kind()},     {"world_size", world},
+        {"generation", gen},      {"plan", hex64(s.plan_fingerprint(world))},
+        {"shards", shards}};
     const std::string text = doc.dump(1) + "\n";
-    state_io::write_file_atomically(join(dir, kIndexName), [&](ByteSink& sink) {
-      sink.write(text.data(), text.size());
-    });
+    state_io::write_file_atomically(join(dir, kIndexName),
+                                    [&](ByteSink& sink) { sink.write(text.data(), text.size()); });
   });
   if (run.vote() && rank == 0) remove_older(dir, gen);
   run.finish();
@@ -678,7 +685,8 @@ void load_sharded(Sharding& s, Optimizer& opt, const char* dir_arg) {
     if (ix.kind != opt.kind())
       throw Error(DESCENT_ERR_INVALID_ARGUMENT,
                   state_io::quote_path(index_path) + ": the checkpoint holds the state of a " +
-                      state_io::quote_name(ix.kind) + " optimizer; this optimizer is '" + opt.kind() + "'");
+                      state_io::quote_name(ix.kind) + " optimizer; this optimizer is '" +
+                      opt.kind() + "'");
     const std::string expected = hex64(s.plan_fingerprint(ix.world));
     if (ix.plan != expected)
       throw Error(DESCENT_ERR_INVALID_ARGUMENT,
@@ -690,7 +698,8 @@ void load_sharded(Sharding& s, Optimizer& opt, const char* dir_arg) {
     set.world = ix.world;
     set.plan = s.plan(ix.world);
     set.files.assign(ix.world, nullptr);
-    for (const auto& shard : ix.shards) set.labels.push_back(state_io::quote_path(join(dir, shard.file)));
+    for (const auto& shard : ix.shards)
+      set.labels.push_back(state_io::quote_path(join(dir, shard.file)));
     const std::vector<OwnedRange> mine =
         Sharding::ranges_of(s.pieces(), s.parameter_count(), s.rank());
     std::vector<std::vector<unsigned char>> bytes;
@@ -706,7 +715,8 @@ void load_sharded(Sharding& s, Optimizer& opt, const char* dir_arg) {
       if (hex64(fnv1a(kFnvBasis, b.data(), b.size())) != ix.shards[r].checksum)
         throw Error(DESCENT_ERR_CORRUPT, label + ": the checksum differs from the index's");
       try {
-        views.push_back(std::make_unique<SafetensorsView>(state_io::parse_safetensors(b.data(), b.size())));
+        views.push_back(
+            std::make_unique<SafetensorsView>(state_io::parse_safetensors(b.data(), b.size())));
       } catch (const Error& e) {
         throw Error(e.status(), label + ": " + e.what());
       }

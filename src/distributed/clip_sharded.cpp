@@ -15,7 +15,8 @@ namespace {
 std::size_t owner_of(int64_t start, int64_t total, std::size_t world) {
   if (total <= 0) return 0;
   __extension__ typedef unsigned __int128 wide;
-  const auto r = static_cast<std::size_t>(static_cast<wide>(start) * world / static_cast<wide>(total));
+  const auto r =
+      static_cast<std::size_t>(static_cast<wide>(start) * world / static_cast<wide>(total));
   return r < world ? r : world - 1;
 }
 
@@ -54,8 +55,9 @@ double clip_grad_norm_sharded(Collectives& c, descent_status local, const std::s
   // Round 1: the per-tensor sums of squares (the arguments are read only if they passed).
   descent_status status = local;
   std::string status_message = message;
-  const descent_status r1 = share(c, sums, count, numels, local == DESCENT_OK, round_message,
-                                  [&](std::size_t i) { return squares(dtypes, numels, grads, i, 0); });
+  const descent_status r1 =
+      share(c, sums, count, numels, local == DESCENT_OK, round_message,
+            [&](std::size_t i) { return squares(dtypes, numels, grads, i, 0); });
   if (status == DESCENT_OK && r1 != DESCENT_OK) {
     status = r1;
     status_message = round_message;
@@ -77,7 +79,8 @@ double clip_grad_norm_sharded(Collectives& c, descent_status local, const std::s
   if (v[0] > 0)
     throw Error(static_cast<descent_status>(static_cast<int>(v[0])),
                 "clipping failed on rank " + std::to_string(static_cast<long long>(v[1]) - 1) +
-                    " (" + descent_status_name(static_cast<descent_status>(static_cast<int>(v[0]))) +
+                    " (" +
+                    descent_status_name(static_cast<descent_status>(static_cast<int>(v[0]))) +
                     "); no gradient was changed");
   double total = std::sqrt(sum);
   if (v[2] > 0) {

@@ -42,9 +42,9 @@ class Collectives {
   // Throws DESCENT_ERR_INVALID_STATE unless both operations are set.
   void check_ready() const {
     if (!gather_.fn || !reduce_.fn)
-      throw Error(DESCENT_ERR_INVALID_STATE,
-                  std::string("the collectives handle has no ") +
-                      (!gather_.fn ? "all-gatherv" : "all-reduce") + " operation set");
+      throw Error(DESCENT_ERR_INVALID_STATE, std::string("the collectives handle has no ") +
+                                                 (!gather_.fn ? "all-gatherv" : "all-reduce") +
+                                                 " operation set");
   }
   bool running() const { return running_; }
 
@@ -52,7 +52,8 @@ class Collectives {
   void allgatherv(void* buffer, const std::size_t* bytes) {
     CallbackMessage message;
     Running r{running_};
-    const descent_status s = gather_.fn(buffer, bytes, gather_.user_data, message.text, sizeof message.text);
+    const descent_status s =
+        gather_.fn(buffer, bytes, gather_.user_data, message.text, sizeof message.text);
     if (s != DESCENT_OK) throw_callback_failure(s, message, "the all-gatherv callback failed");
   }
   void allreduce(double* values, std::size_t count, descent_reduce_op op) {

@@ -39,7 +39,8 @@ double cost_of(ShardStyle style, const Shape& s) {
 
 }  // namespace
 
-std::vector<Piece> partition(ShardStyle style, const std::vector<Shape>& shapes, std::size_t world) {
+std::vector<Piece> partition(ShardStyle style, const std::vector<Shape>& shapes,
+                             std::size_t world) {
   std::vector<Piece> pieces;
   const std::size_t n = shapes.size();
   if (style == ShardStyle::Elements) {

@@ -13,9 +13,9 @@
 namespace descent::dist {
 
 enum class ShardStyle {
-  Elements,      // contiguous element ranges of the concatenation (elementwise kinds)
-  TensorsBySize, // whole tensors, balanced by element count (adafactor)
-  TensorsByFlops // whole tensors, balanced by Newton-Schulz flops (muon)
+  Elements,       // contiguous element ranges of the concatenation (elementwise kinds)
+  TensorsBySize,  // whole tensors, balanced by element count (adafactor)
+  TensorsByFlops  // whole tensors, balanced by Newton-Schulz flops (muon)
 };
 ShardStyle shard_style(std::string_view kind);
 
@@ -32,7 +32,6 @@ struct Piece {
 // The pieces of the parameters of one update rule (numel and shape per parameter) over `world`
 // ranks; a parameter without elements is one empty piece (rank 0 for element ranges).
 // Deterministic.
-std::vector<Piece> partition(ShardStyle style, const std::vector<Shape>& shapes,
-                             std::size_t world);
+std::vector<Piece> partition(ShardStyle style, const std::vector<Shape>& shapes, std::size_t world);
 
 }  // namespace descent::dist

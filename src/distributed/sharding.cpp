@@ -20,7 +20,9 @@ uint64_t mix(uint64_t x) {  // splitmix64 finaliser
   return x ^ (x >> 31);
 }
 
-uint64_t hash_string(uint64_t h, const std::string& s) { return fnv1a(h, s.c_str(), s.size() + 1); }
+uint64_t hash_string(uint64_t h, const std::string& s) {
+  return fnv1a(h, s.c_str(), s.size() + 1);
+}
 
 template <class T>
 uint64_t hash_value(uint64_t h, T v) {
@@ -31,7 +33,9 @@ std::string status_text(double code) {
   return descent_status_name(static_cast<descent_status>(static_cast<int>(code)));
 }
 
-descent_status status_of(double code) { return static_cast<descent_status>(static_cast<int>(code)); }
+descent_status status_of(double code) {
+  return static_cast<descent_status>(static_cast<int>(code));
+}
 
 }  // namespace
 
@@ -101,8 +105,16 @@ Sharding::Sharding(std::shared_ptr<Collectives> coll, Optimizer& opt) : coll_(st
   const bool ranks_ok = sums[0] == w && sums[1] == w * (w - 1) / 2;
   const double hn = hash_to_double(h_names), ha = hash_to_double(h_all);
   const double nn = static_cast<double>(n);
-  double v[10] = {static_cast<double>(local), local != DESCENT_OK ? c.rank() + 1.0 : 0.0,
-                  nn, -nn, hn, -hn, ha, -ha, ranks_ok ? 0.0 : 1.0, 0.0};
+  double v[10] = {static_cast<double>(local),
+                  local != DESCENT_OK ? c.rank() + 1.0 : 0.0,
+                  nn,
+                  -nn,
+                  hn,
+                  -hn,
+                  ha,
+                  -ha,
+                  ranks_ok ? 0.0 : 1.0,
+                  0.0};
   c.allreduce(v, 10, DESCENT_REDUCE_MAX);
   if (local != DESCENT_OK) throw Error(local, message);
   if (v[0] > 0)
@@ -110,10 +122,11 @@ Sharding::Sharding(std::shared_ptr<Collectives> coll, Optimizer& opt) : coll_(st
                                      std::to_string(static_cast<long long>(v[1]) - 1) + " (" +
                                      status_text(v[0]) + ")");
   if (v[8] > 0)
-    throw Error(DESCENT_ERR_INVALID_ARGUMENT,
-                "the collectives handles disagree: " + std::to_string(static_cast<long long>(sums[0])) +
-                    " ranks called with world_size " + std::to_string(world) +
-                    ", or two ranks have the same rank");
+    throw Error(
+        DESCENT_ERR_INVALID_ARGUMENT,
+        "the collectives handles disagree: " + std::to_string(static_cast<long long>(sums[0])) +
+            " ranks called with world_size " + std::to_string(world) +
+            ", or two ranks have the same rank");
   if (v[2] != -v[3])
     throw Error(DESCENT_ERR_INVALID_ARGUMENT,
                 "the ranks declared different numbers of parameters (between " +
@@ -236,9 +249,8 @@ void Sharding::take_copy(Optimizer& opt) {
     copy_sized_ = true;
   }
   k = 0;
-  opt.for_each_state_block([&](void* data, std::size_t bytes) {
-    std::memcpy(copy_[k++].data(), data, bytes);
-  });
+  opt.for_each_state_block(
+      [&](void* data, std::size_t bytes) { std::memcpy(copy_[k++].data(), data, bytes); });
   copy_taken_ = true;
 }
 
@@ -269,8 +281,9 @@ void Sharding::local_step(Optimizer& opt, std::size_t count, const std::size_t* 
     const Piece& p = pieces_[k];
     const std::size_t es = dtype_size(declared_[p.param].dtype);
     unsigned char* dst = gather + piece_offset_[k];
-    std::memcpy(dst, static_cast<const unsigned char*>(params[i]) + static_cast<std::size_t>(p.begin) * es,
-                static_cast<std::size_t>(p.end - p.begin) * es);
+    std::memcpy(
+        dst, static_cast<const unsigned char*>(params[i]) + static_cast<std::size_t>(p.begin) * es,
+        static_cast<std::size_t>(p.end - p.begin) * es);
     shard_ptrs_[i] = dst;
   }
   opt.step_sharded(count, indices, shard_ptrs_.data(), grads);
@@ -281,9 +294,8 @@ void Sharding::step(Optimizer& opt, std::size_t count, const std::size_t* indice
                     std::string message) {
   Collectives& c = *coll_;
   std::string gather_message;
-  const descent_status gathered = capture(gather_message, [&] {
-    c.allgatherv(gather_.data(), rank_bytes_.data());
-  });
+  const descent_status gathered =
+      capture(gather_message, [&] { c.allgatherv(gather_.data(), rank_bytes_.data()); });
   if (local == DESCENT_OK && gathered != DESCENT_OK) {
     local = gathered;
     message = std::move(gather_message);
@@ -292,14 +304,16 @@ void Sharding::step(Optimizer& opt, std::size_t count, const std::size_t* indice
   if (local == DESCENT_OK)
     for (std::size_t i = 0; i < count; ++i) h += mix(indices[i]);
   const double hd = hash_to_double(h), sd = static_cast<double>(steps_);
-  double v[6] = {static_cast<double>(local), local != DESCENT_OK ? c.rank() + 1.0 : 0.0,
-                 hd, -hd, sd, -sd};
+  double v[6] = {
+      static_cast<double>(local), local != DESCENT_OK ? c.rank() + 1.0 : 0.0, hd, -hd, sd, -sd};
   std::string vote_message;
-  const descent_status voted = capture(vote_message, [&] { c.allreduce(v, 6, DESCENT_REDUCE_MAX); });
+  const descent_status voted =
+      capture(vote_message, [&] { c.allreduce(v, 6, DESCENT_REDUCE_MAX); });
   if (voted != DESCENT_OK) {
     restore_copy(opt);
-    throw Error(voted, vote_message + " (the step's final agreement; this rank changed nothing, "
-                                      "others may have completed the step)");
+    throw Error(voted, vote_message +
+                           " (the step's final agreement; this rank changed nothing, "
+                           "others may have completed the step)");
   }
   if (local != DESCENT_OK) {
     restore_copy(opt);
@@ -342,9 +356,8 @@ void Sharding::update_indexed(Optimizer& opt, std::size_t count, const std::size
                               const descent_dtype* dtypes, const int64_t* numels,
                               void* const* params, const void* const* grads) {
   std::string message;
-  const descent_status local = capture(message, [&] {
-    local_step(opt, count, indices, dtypes, numels, params, grads);
-  });
+  const descent_status local =
+      capture(message, [&] { local_step(opt, count, indices, dtypes, numels, params, grads); });
   step(opt, count, indices, params, grads, local, std::move(message));
 }
 
@@ -358,7 +371,8 @@ void Sharding::update(Optimizer& opt, std::size_t count, const char* const* name
     if (count > index_.capacity())  // more tensors than parameters: a duplicate, found below
       index_.reserve(count);
     for (std::size_t i = 0; i < count; ++i) {
-      if (!names[i]) throw Error(DESCENT_ERR_NULL_ARGUMENT, "names[" + std::to_string(i) + "] is NULL");
+      if (!names[i])
+        throw Error(DESCENT_ERR_NULL_ARGUMENT, "names[" + std::to_string(i) + "] is NULL");
       index_.push_back(opt.parameter_index(names[i]));
     }
     local_step(opt, count, index_.data(), dtypes, numels, params, grads);
@@ -376,7 +390,8 @@ void Sharding::update_flat(Optimizer& opt, void* params, const void* grads, std:
                   "size is " + std::to_string(size) + " bytes, the flat layout of the " +
                       std::to_string(n) + " declared parameters has " + std::to_string(expected));
     if (size > 0 && (!params || !grads))
-      throw Error(DESCENT_ERR_NULL_ARGUMENT, std::string(!params ? "params" : "grads") + " is NULL");
+      throw Error(DESCENT_ERR_NULL_ARGUMENT,
+                  std::string(!params ? "params" : "grads") + " is NULL");
     std::size_t align = 1;
     for (const Declared& d : declared_) align = std::max(align, dtype_size(d.dtype));
     const auto p = reinterpret_cast<std::uintptr_t>(params);

@@ -93,12 +93,12 @@ class Sharding {
   std::vector<std::string> kinds_;  // per group: its kind
   bool multi_ = false;
   std::unique_ptr<Optimizer> template_;
-  std::vector<Piece> pieces_;               // sorted by rank, then parameter
-  std::vector<std::size_t> piece_offset_;   // per piece: byte offset in the gather buffer
-  std::vector<std::size_t> param_pieces_;   // piece ids grouped by parameter
-  std::vector<std::size_t> param_first_;    // per parameter + 1: start in param_pieces_
-  std::vector<std::size_t> my_piece_;       // per parameter: this rank's piece id or SIZE_MAX
-  std::vector<std::size_t> rank_bytes_;     // per rank: bytes of its segment
+  std::vector<Piece> pieces_;              // sorted by rank, then parameter
+  std::vector<std::size_t> piece_offset_;  // per piece: byte offset in the gather buffer
+  std::vector<std::size_t> param_pieces_;  // piece ids grouped by parameter
+  std::vector<std::size_t> param_first_;   // per parameter + 1: start in param_pieces_
+  std::vector<std::size_t> my_piece_;      // per parameter: this rank's piece id or SIZE_MAX
+  std::vector<std::size_t> rank_bytes_;    // per rank: bytes of its segment
   std::size_t gather_bytes_ = 0;
   Buffer gather_;
   // The copy of the state taken before each step (restored if the step is voted down).

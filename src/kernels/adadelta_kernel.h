@@ -14,8 +14,9 @@ struct AdadeltaCoefficients {
 };
 
 template <class T>
-DESCENT_KERNEL_BODY void adadelta_step_body(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
-                   T* __restrict u, const AdadeltaCoefficients<T>& c) {
+DESCENT_KERNEL_BODY void adadelta_step_body(int64_t n, T* __restrict p, const T* __restrict g,
+                                            T* __restrict v, T* __restrict u,
+                                            const AdadeltaCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i];
     const T ui = u[i];

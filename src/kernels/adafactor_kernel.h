@@ -27,14 +27,14 @@ namespace descent::kernels {
 
 template <class T>
 struct AdafactorCoefficients {
-  T lr;                // parameter scale * relative step (or the stored learning rate)
+  T lr;  // parameter scale * relative step (or the stored learning rate)
   T beta2, one_minus_beta2;
-  T eps0;              // eps[0], added to g*g
+  T eps0;  // eps[0], added to g*g
   T clip_threshold;
-  bool first_moment;   // beta_1 set
+  bool first_moment;  // beta_1 set
   T b1, one_minus_b1;
-  bool apply_decay;    // weight_decay != 0
-  T decay;             // T(-wd) * lr
+  bool apply_decay;  // weight_decay != 0
+  T decay;           // T(-wd) * lr
 };
 
 // sqrt(mean(x*x)) over all n elements, as MLX's Adafactor._compute_rms.

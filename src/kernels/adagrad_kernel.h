@@ -14,8 +14,8 @@ struct AdagradCoefficients {
 };
 
 template <class T>
-DESCENT_KERNEL_BODY void adagrad_step_body(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
-                  const AdagradCoefficients<T>& c) {
+DESCENT_KERNEL_BODY void adagrad_step_body(int64_t n, T* __restrict p, const T* __restrict g,
+                                           T* __restrict v, const AdagradCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i];
     const T vi = v[i] + gi * gi;

@@ -22,8 +22,9 @@ struct AdamCoefficients {
 };
 
 template <class T>
-DESCENT_KERNEL_BODY void adam_step_body(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
-               T* __restrict v, const AdamCoefficients<T>& c) {
+DESCENT_KERNEL_BODY void adam_step_body(int64_t n, T* __restrict p, const T* __restrict g,
+                                        T* __restrict m, T* __restrict v,
+                                        const AdamCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i];
     const T mi = c.b1 * m[i] + c.one_minus_b1 * gi;
@@ -38,8 +39,8 @@ DESCENT_KERNEL_BODY void adam_step_body(int64_t n, T* __restrict p, const T* __r
 
 // The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
 template <class T>
-void adam_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
-               T* __restrict v, const AdamCoefficients<T>& c) {
+void adam_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
+               const AdamCoefficients<T>& c) {
   dispatch<&adam_step_body<T>>(n, p, g, m, v, c);
 }
 

@@ -16,8 +16,9 @@ struct AdamaxCoefficients {
 };
 
 template <class T>
-DESCENT_KERNEL_BODY void adamax_step_body(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
-                 T* __restrict v, const AdamaxCoefficients<T>& c) {
+DESCENT_KERNEL_BODY void adamax_step_body(int64_t n, T* __restrict p, const T* __restrict g,
+                                          T* __restrict m, T* __restrict v,
+                                          const AdamaxCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i];
     const T mi = c.b1 * m[i] + c.one_minus_b1 * gi;

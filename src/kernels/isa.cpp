@@ -21,9 +21,12 @@ Isa active_isa() noexcept {
     const char* env = std::getenv("DESCENT_ISA");
     Isa want = best;
     if (env) {
-      if (std::strcmp(env, "sse2") == 0) want = Isa::Sse2;
-      else if (std::strcmp(env, "avx2") == 0) want = Isa::Avx2;
-      else if (std::strcmp(env, "avx512") == 0) want = Isa::Avx512;
+      if (std::strcmp(env, "sse2") == 0)
+        want = Isa::Sse2;
+      else if (std::strcmp(env, "avx2") == 0)
+        want = Isa::Avx2;
+      else if (std::strcmp(env, "avx512") == 0)
+        want = Isa::Avx512;
     }
     return static_cast<int>(want) < static_cast<int>(best) ? want : best;
   }();

@@ -18,8 +18,8 @@ struct LionCoefficients {
 };
 
 template <class T>
-DESCENT_KERNEL_BODY void lion_step_body(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
-               const LionCoefficients<T>& c) {
+DESCENT_KERNEL_BODY void lion_step_body(int64_t n, T* __restrict p, const T* __restrict g,
+                                        T* __restrict m, const LionCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i];
     const T mi = m[i];

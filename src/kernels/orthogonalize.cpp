@@ -26,8 +26,8 @@ inline void syrk(CBLAS_TRANSPOSE t, int n, int k, double alpha, const double* a,
                  double beta, double* c, int ldc) {
   cblas_dsyrk(CblasRowMajor, CblasUpper, t, n, k, alpha, a, lda, beta, c, ldc);
 }
-inline void symm(CBLAS_SIDE side, int m, int n, float alpha, const float* a, int lda, const float* b,
-                 int ldb, float beta, float* c, int ldc) {
+inline void symm(CBLAS_SIDE side, int m, int n, float alpha, const float* a, int lda,
+                 const float* b, int ldb, float beta, float* c, int ldc) {
   cblas_ssymm(CblasRowMajor, side, CblasUpper, m, n, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 inline void symm(CBLAS_SIDE side, int m, int n, double alpha, const double* a, int lda,
@@ -35,8 +35,8 @@ inline void symm(CBLAS_SIDE side, int m, int n, double alpha, const double* a, i
   cblas_dsymm(CblasRowMajor, side, CblasUpper, m, n, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 inline void gemm(CBLAS_ORDER o, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k,
-                 float alpha, const float* a, int lda, const float* b, int ldb, float beta, float* c,
-                 int ldc) {
+                 float alpha, const float* a, int lda, const float* b, int ldb, float beta,
+                 float* c, int ldc) {
   cblas_sgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 inline void gemm(CBLAS_ORDER o, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k,
@@ -44,8 +44,12 @@ inline void gemm(CBLAS_ORDER o, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, i
                  double* c, int ldc) {
   cblas_dgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
-inline float nrm2_blas(int n, const float* x) { return cblas_snrm2(n, x, 1); }
-inline double nrm2_blas(int n, const double* x) { return cblas_dnrm2(n, x, 1); }
+inline float nrm2_blas(int n, const float* x) {
+  return cblas_snrm2(n, x, 1);
+}
+inline double nrm2_blas(int n, const double* x) {
+  return cblas_dnrm2(n, x, 1);
+}
 
 // ?NRM2 (overflow- and underflow-safe) over any length: chunks of at most INT_MAX elements are
 // combined with hypot.
@@ -153,7 +157,9 @@ inline lapack_int gesdd(lapack_int m, lapack_int n, double* a, double* s, double
 }
 
 constexpr std::size_t kAlign = 64;
-inline std::size_t aligned(std::size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+inline std::size_t aligned(std::size_t bytes) {
+  return (bytes + kAlign - 1) / kAlign * kAlign;
+}
 
 // The row-major rows x cols x is, read column-major, Z = xᵀ (cols x rows); polar(x) = polar(Z)ᵀ,
 // which read back row-major is polar(Z) written column-major. So LAPACK runs on Z in place.
@@ -226,7 +232,8 @@ std::size_t ns_workspace_elements(int64_t rows, int64_t cols) {
   return 2 * m * m + static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
 }
 
-float* newton_schulz(int64_t rows, int64_t cols, float* x, float* work, const NsParams& p) noexcept {
+float* newton_schulz(int64_t rows, int64_t cols, float* x, float* work,
+                     const NsParams& p) noexcept {
   return ns_impl(rows, cols, x, work, p);
 }
 double* newton_schulz(int64_t rows, int64_t cols, double* x, double* work,
@@ -244,7 +251,8 @@ double ns_flops(int64_t rows, int64_t cols, int64_t steps, NsImpl impl) {
 
 std::size_t polar_workspace_bytes(bool is_double, int64_t rows, int64_t cols) {
   PolarLayout l;
-  const bool ok = is_double ? polar_layout<double>(rows, cols, l) : polar_layout<float>(rows, cols, l);
+  const bool ok =
+      is_double ? polar_layout<double>(rows, cols, l) : polar_layout<float>(rows, cols, l);
   if (!ok)
     throw Error(DESCENT_ERR_INTERNAL, "LAPACK ?gesdd workspace query failed for a " +
                                           std::to_string(rows) + "x" + std::to_string(cols) +
@@ -252,7 +260,8 @@ std::size_t polar_workspace_bytes(bool is_double, int64_t rows, int64_t cols) {
   return l.total;
 }
 
-bool polar_factor(int64_t rows, int64_t cols, float* x, void* work, std::size_t work_bytes) noexcept {
+bool polar_factor(int64_t rows, int64_t cols, float* x, void* work,
+                  std::size_t work_bytes) noexcept {
   return polar_impl(rows, cols, x, work, work_bytes);
 }
 bool polar_factor(int64_t rows, int64_t cols, double* x, void* work,

@@ -31,9 +31,9 @@ struct NsParams {
   int64_t steps = 5;
   const double* table = nullptr;  // coefficient triples (a, b, c), row after row
   std::size_t triples = 0;
-  bool repeat_last = false;       // past the end of the table: repeat the last triple (else cycle)
-  double norm_scale = 1.0;        // 1.02 for Polar Express
-  double norm_eps = 1e-7;         // 1e-6 for Polar Express
+  bool repeat_last = false;  // past the end of the table: repeat the last triple (else cycle)
+  double norm_scale = 1.0;   // 1.02 for Polar Express
+  double norm_eps = 1e-7;    // 1e-6 for Polar Express
   NormMode norm = NormMode::Additive;
   NsImpl impl = NsImpl::Syrk;
 };
@@ -41,8 +41,9 @@ struct NsParams {
 // The (a, b, c) used at step k (0-based).
 inline const double* ns_triple(const NsParams& p, int64_t k) {
   const std::size_t n = p.triples;
-  const std::size_t i = p.repeat_last ? (static_cast<std::size_t>(k) < n ? static_cast<std::size_t>(k) : n - 1)
-                                      : static_cast<std::size_t>(k) % n;
+  const std::size_t i =
+      p.repeat_last ? (static_cast<std::size_t>(k) < n ? static_cast<std::size_t>(k) : n - 1)
+                    : static_cast<std::size_t>(k) % n;
   return p.table + 3 * i;
 }
 
@@ -69,7 +70,8 @@ double ns_flops(int64_t rows, int64_t cols, int64_t steps, NsImpl impl);
 // true; it returns false, x unspecified, if x is not finite, the SVD did not converge or the
 // workspace is too small.
 std::size_t polar_workspace_bytes(bool is_double, int64_t rows, int64_t cols);
-bool polar_factor(int64_t rows, int64_t cols, float* x, void* work, std::size_t work_bytes) noexcept;
+bool polar_factor(int64_t rows, int64_t cols, float* x, void* work,
+                  std::size_t work_bytes) noexcept;
 bool polar_factor(int64_t rows, int64_t cols, double* x, void* work,
                   std::size_t work_bytes) noexcept;
 

@@ -14,8 +14,8 @@ struct RmspropCoefficients {
 };
 
 template <class T>
-DESCENT_KERNEL_BODY void rmsprop_step_body(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
-                  const RmspropCoefficients<T>& c) {
+DESCENT_KERNEL_BODY void rmsprop_step_body(int64_t n, T* __restrict p, const T* __restrict g,
+                                           T* __restrict v, const RmspropCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i];
     const T vi = c.alpha * v[i] + c.one_minus_alpha * (gi * gi);

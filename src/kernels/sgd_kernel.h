@@ -17,8 +17,8 @@ struct SgdCoefficients {
 };
 
 template <class T>
-DESCENT_KERNEL_BODY void sgd_step_body(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
-              const SgdCoefficients<T>& c) {
+DESCENT_KERNEL_BODY void sgd_step_body(int64_t n, T* __restrict p, const T* __restrict g,
+                                       T* __restrict v, const SgdCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
     T grad = c.has_weight_decay ? g[i] + c.weight_decay * p[i] : g[i];
     if (!c.has_momentum) {

@@ -34,6 +34,8 @@ class Adadelta final : public ElementwiseRule<Adadelta> {
 
 }  // namespace
 
-std::unique_ptr<Rule> make_adadelta() { return std::make_unique<Adadelta>(); }
+std::unique_ptr<Rule> make_adadelta() {
+  return std::make_unique<Adadelta>();
+}
 
 }  // namespace descent

@@ -17,16 +17,21 @@ namespace {
 const Schema& adafactor_schema() {
   static const Schema schema{
       {{"eps", DESCENT_VALUE_DOUBLE_ARRAY, std::vector<double>{1e-30, 1e-3}, false, 2, nullptr},
-       double_spec("clip_threshold", 1.0), double_spec("decay_rate", -0.8),
+       double_spec("clip_threshold", 1.0),
+       double_spec("decay_rate", -0.8),
        {"beta_1", DESCENT_VALUE_DOUBLE, std::monostate{}, true, 0, nullptr},
-       double_spec("weight_decay", 0.0), bool_spec("scale_parameter", true),
-       bool_spec("relative_step", true), bool_spec("warmup_init", false)},
+       double_spec("weight_decay", 0.0),
+       bool_spec("scale_parameter", true),
+       bool_spec("relative_step", true),
+       bool_spec("warmup_init", false)},
       nullptr};
   return schema;
 }
 
 // Row and column state shapes of a factored (ndim >= 2) parameter.
-Shape row_shape(const Shape& s) { return Shape(s.begin(), s.end() - 1); }
+Shape row_shape(const Shape& s) {
+  return Shape(s.begin(), s.end() - 1);
+}
 Shape col_shape(const Shape& s) {
   Shape c(s.begin(), s.end() - 2);
   c.push_back(s.back());
@@ -115,8 +120,8 @@ class Adafactor final : public Rule {
 
     kernels::AdafactorCoefficients<T> c{};
     c.lr = lr;
-    const T beta2 =
-        T(1) - static_cast<T>(std::pow(static_cast<float>(ctx.step), static_cast<float>(decay_rate_)));
+    const T beta2 = T(1) - static_cast<T>(std::pow(static_cast<float>(ctx.step),
+                                                   static_cast<float>(decay_rate_)));
     c.beta2 = beta2;
     c.one_minus_beta2 = T(1) - beta2;  // in T, not t^decay_rate
     c.eps0 = static_cast<T>(eps0_);
@@ -144,8 +149,8 @@ class Adafactor final : public Rule {
   }
 
   double eps0_ = 1e-30, eps1_ = 1e-3, clip_threshold_ = 1.0, decay_rate_ = -0.8;
-  bool first_moment_ = false;  // beta_1 set now
-  bool has_exp_avg_ = false;   // beta_1 was set at init: the tensors have an exp_avg slot
+  bool first_moment_ = false;           // beta_1 set now
+  bool has_exp_avg_ = false;            // beta_1 was set at init: the tensors have an exp_avg slot
   std::optional<bool> forced_exp_avg_;  // a load's layout, overriding beta_1 at init
   double beta_1_ = 0.0, weight_decay_ = 0.0;
   bool scale_parameter_ = true, relative_step_ = true, warmup_init_ = false;
@@ -154,6 +159,8 @@ class Adafactor final : public Rule {
 
 }  // namespace
 
-std::unique_ptr<Rule> make_adafactor() { return std::make_unique<Adafactor>(); }
+std::unique_ptr<Rule> make_adafactor() {
+  return std::make_unique<Adafactor>();
+}
 
 }  // namespace descent

@@ -28,6 +28,8 @@ class Adagrad final : public ElementwiseRule<Adagrad> {
 
 }  // namespace
 
-std::unique_ptr<Rule> make_adagrad() { return std::make_unique<Adagrad>(); }
+std::unique_ptr<Rule> make_adagrad() {
+  return std::make_unique<Adagrad>();
+}
 
 }  // namespace descent

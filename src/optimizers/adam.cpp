@@ -9,16 +9,18 @@ namespace descent {
 namespace {
 
 const Schema& adam_schema() {
-  static const Schema schema{{betas_spec(0.9, 0.999), double_spec("eps", 1e-8, checks::non_negative),
-                              bool_spec("bias_correction", false)},
-                             nullptr};
+  static const Schema schema{
+      {betas_spec(0.9, 0.999), double_spec("eps", 1e-8, checks::non_negative),
+       bool_spec("bias_correction", false)},
+      nullptr};
   return schema;
 }
 
 const Schema& adamw_schema() {
-  static const Schema schema{{betas_spec(0.9, 0.999), double_spec("eps", 1e-8, checks::non_negative),
-                              double_spec("weight_decay", 0.01), bool_spec("bias_correction", false)},
-                             nullptr};
+  static const Schema schema{
+      {betas_spec(0.9, 0.999), double_spec("eps", 1e-8, checks::non_negative),
+       double_spec("weight_decay", 0.01), bool_spec("bias_correction", false)},
+      nullptr};
   return schema;
 }
 
@@ -69,7 +71,11 @@ class Adam final : public ElementwiseRule<Adam> {
 
 }  // namespace
 
-std::unique_ptr<Rule> make_adam() { return std::make_unique<Adam>(false); }
-std::unique_ptr<Rule> make_adamw() { return std::make_unique<Adam>(true); }
+std::unique_ptr<Rule> make_adam() {
+  return std::make_unique<Adam>(false);
+}
+std::unique_ptr<Rule> make_adamw() {
+  return std::make_unique<Adam>(true);
+}
 
 }  // namespace descent

@@ -36,6 +36,8 @@ class Adamax final : public ElementwiseRule<Adamax> {
 
 }  // namespace
 
-std::unique_ptr<Rule> make_adamax() { return std::make_unique<Adamax>(); }
+std::unique_ptr<Rule> make_adamax() {
+  return std::make_unique<Adamax>();
+}
 
 }  // namespace descent

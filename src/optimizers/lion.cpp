@@ -41,6 +41,8 @@ class Lion final : public ElementwiseRule<Lion> {
 
 }  // namespace
 
-std::unique_ptr<Rule> make_lion() { return std::make_unique<Lion>(); }
+std::unique_ptr<Rule> make_lion() {
+  return std::make_unique<Lion>();
+}
 
 }  // namespace descent

@@ -30,14 +30,19 @@ const double kYou[] = {4.0848, -6.8946, 2.9270,  //
                        2.8366, -3.0525, 1.2012};
 // Polar Express (arXiv:2505.16932), the 5-step table of modded-nanogpt and microsoft/dion
 // (num_iters=5, safety factor 2e-2, cushion 2e-2); used with X / (1.02 ||X||_F + 1e-6).
-const double kPolarExpress[] = {8.156554524902461,  -22.48329292557795,  15.878769915207462,  //
-                                4.042929935166739,  -2.808917465908714,  0.5000178451051316,  //
-                                3.8916678022926607, -2.772484153217685,  0.5060648178503393,  //
-                                3.285753657755655,  -2.3681294933425376, 0.46449024233003106, //
+const double kPolarExpress[] = {8.156554524902461,  -22.48329292557795,  15.878769915207462,   //
+                                4.042929935166739,  -2.808917465908714,  0.5000178451051316,   //
+                                3.8916678022926607, -2.772484153217685,  0.5060648178503393,   //
+                                3.285753657755655,  -2.3681294933425376, 0.46449024233003106,  //
                                 2.3465413258596377, -1.7097828382687081, 0.42323551169305323};
 
-HyperparameterSpec string_spec(std::string name, const char* def, std::vector<std::string> choices) {
-  return {std::move(name), DESCENT_VALUE_STRING, std::string(def), false, 0,
+HyperparameterSpec string_spec(std::string name, const char* def,
+                               std::vector<std::string> choices) {
+  return {std::move(name),
+          DESCENT_VALUE_STRING,
+          std::string(def),
+          false,
+          0,
           checks::one_of(std::move(choices))};
 }
 
@@ -56,9 +61,10 @@ std::string check_table(const Value& v) {
   const auto* a = std::get_if<std::vector<double>>(&v);
   if (!a) return "";
   if (a->empty() || a->size() % 3 != 0) return "must hold (a, b, c) triples: 3k values, k >= 1";
-  return a->size() > 3 * kMaxTriples ? "must hold at most " + std::to_string(kMaxTriples) +
-                                           " triples (" + std::to_string(3 * kMaxTriples) + " values)"
-                                     : "";
+  return a->size() > 3 * kMaxTriples
+             ? "must hold at most " + std::to_string(kMaxTriples) + " triples (" +
+                   std::to_string(3 * kMaxTriples) + " values)"
+             : "";
 }
 
 void validate_muon(const Hyperparameters& h) {
@@ -71,7 +77,8 @@ const Schema& muon_schema() {
   static const Schema schema{
       {// MLX's signature: Muon(learning_rate, momentum=0.95, weight_decay=0.01, nesterov=True,
        // ns_steps=5)
-       double_spec("momentum", 0.95), double_spec("weight_decay", 0.01),
+       double_spec("momentum", 0.95),
+       double_spec("weight_decay", 0.01),
        bool_spec("nesterov", true),
        {"ns_steps", DESCENT_VALUE_INT, int64_t{5}, false, 0, check_ns_steps},
        // Beyond MLX; the defaults are MLX's behaviour.
@@ -116,7 +123,8 @@ class Muon final : public Rule {
     std::size_t polar_bytes = polar_bytes_;
     if (polar)
       for (const auto& p : prepared_)
-        polar_bytes = std::max(polar_bytes, kernels::polar_workspace_bytes(p.is_double, p.rows, p.cols));
+        polar_bytes =
+            std::max(polar_bytes, kernels::polar_workspace_bytes(p.is_double, p.rows, p.cols));
     if (polar_bytes > polar_work_.bytes()) {
       Buffer grown(polar_bytes);
       polar_work_ = std::move(grown);
@@ -140,7 +148,7 @@ class Muon final : public Rule {
     ns_.steps = h.get_int("ns_steps");
     ns_.repeat_last = h.get_bool("coefficients_repeat_last");
     ns_.norm = h.get_string("norm_eps_mode") == "guard" ? kernels::NormMode::Guard
-                                                         : kernels::NormMode::Additive;
+                                                        : kernels::NormMode::Additive;
     ns_.impl = h.get_string("ns_impl") == "gemm" ? kernels::NsImpl::Gemm : kernels::NsImpl::Syrk;
     if (coefficients == "custom") {
       // Unset only in a configuration that init and update reject (validate_muon); a planning
@@ -181,7 +189,8 @@ class Muon final : public Rule {
     const std::size_t ns_bytes = (numel + kernels::ns_workspace_elements(m.rows, m.cols)) * t;
     std::size_t polar_bytes = polar_bytes_;
     if (polar_)
-      polar_bytes = std::max(polar_bytes, kernels::polar_workspace_bytes(is_double, m.rows, m.cols));
+      polar_bytes =
+          std::max(polar_bytes, kernels::polar_workspace_bytes(is_double, m.rows, m.cols));
     std::vector<Prepared> prepared = prepared_;
     if (std::none_of(prepared.begin(), prepared.end(), [&](const Prepared& p) {
           return p.is_double == is_double && p.rows == m.rows && p.cols == m.cols;
@@ -218,10 +227,14 @@ class Muon final : public Rule {
       c = static_cast<double>(s[s.size() - 1]);
     }
     switch (lr_scale_) {
-      case LrScale::Mlx: return std::sqrt(std::max(1.0, r / c));
-      case LrScale::Moonlight: return 0.2 * std::sqrt(std::max(r, c));
-      case LrScale::Spectral: return std::sqrt(r / c);
-      case LrScale::None: break;
+      case LrScale::Mlx:
+        return std::sqrt(std::max(1.0, r / c));
+      case LrScale::Moonlight:
+        return 0.2 * std::sqrt(std::max(r, c));
+      case LrScale::Spectral:
+        return std::sqrt(r / c);
+      case LrScale::None:
+        break;
     }
     return 1.0;
   }
@@ -267,8 +280,7 @@ class Muon final : public Rule {
       // The SVD overwrites its input: keep u for the Newton–Schulz fallback.
       T* x = ns_work + 2 * std::min(m.rows, m.cols) * std::min(m.rows, m.cols);
       std::memcpy(x, u, static_cast<std::size_t>(n) * sizeof(T));
-      if (kernels::polar_factor(m.rows, m.cols, x, polar_work_.data(), polar_work_.bytes()))
-        o = x;
+      if (kernels::polar_factor(m.rows, m.cols, x, polar_work_.data(), polar_work_.bytes())) o = x;
     }
     if (!o) {
       kernels::NsParams ns = ns_;
@@ -297,6 +309,8 @@ class Muon final : public Rule {
 
 }  // namespace
 
-std::unique_ptr<Rule> make_muon() { return std::make_unique<Muon>(); }
+std::unique_ptr<Rule> make_muon() {
+  return std::make_unique<Muon>();
+}
 
 }  // namespace descent

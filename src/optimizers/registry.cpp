@@ -28,16 +28,18 @@ struct Entry {
 
 // The public order of descent_kind_name; append new kinds before "multi".
 constexpr Entry kKinds[] = {
-    {"sgd", make_sgd},         {"rmsprop", make_rmsprop}, {"adagrad", make_adagrad},
+    {"sgd", make_sgd},           {"rmsprop", make_rmsprop}, {"adagrad", make_adagrad},
     {"adadelta", make_adadelta}, {"adam", make_adam},       {"adamw", make_adamw},
-    {"adamax", make_adamax},   {"lion", make_lion},       {"adafactor", make_adafactor},
-    {"muon", make_muon},       {"multi", nullptr}};
+    {"adamax", make_adamax},     {"lion", make_lion},       {"adafactor", make_adafactor},
+    {"muon", make_muon},         {"multi", nullptr}};
 
 constexpr std::size_t kKindCount = sizeof kKinds / sizeof kKinds[0];
 
 }  // namespace
 
-std::size_t kind_count() noexcept { return kKindCount; }
+std::size_t kind_count() noexcept {
+  return kKindCount;
+}
 
 const char* kind_name(std::size_t index) noexcept {
   return index < kKindCount ? kKinds[index].name : nullptr;

@@ -6,9 +6,9 @@ namespace descent {
 namespace {
 
 const Schema& rmsprop_schema() {
-  static const Schema schema{
-      {double_spec("alpha", 0.99, checks::non_negative), double_spec("eps", 1e-8, checks::positive)},
-      nullptr};
+  static const Schema schema{{double_spec("alpha", 0.99, checks::non_negative),
+                              double_spec("eps", 1e-8, checks::positive)},
+                             nullptr};
   return schema;
 }
 
@@ -34,6 +34,8 @@ class Rmsprop final : public ElementwiseRule<Rmsprop> {
 
 }  // namespace
 
-std::unique_ptr<Rule> make_rmsprop() { return std::make_unique<Rmsprop>(); }
+std::unique_ptr<Rule> make_rmsprop() {
+  return std::make_unique<Rmsprop>();
+}
 
 }  // namespace descent

@@ -14,8 +14,8 @@ HyperparameterSpec bool_spec(std::string name, bool def) {
 }
 
 HyperparameterSpec betas_spec(double b1, double b2) {
-  return {"betas", DESCENT_VALUE_DOUBLE_ARRAY, std::vector<double>{b1, b2}, false, 2,
-          checks::unit_interval_open};
+  return {"betas", DESCENT_VALUE_DOUBLE_ARRAY, std::vector<double>{b1, b2}, false,
+          2,       checks::unit_interval_open};
 }
 
 }  // namespace descent

@@ -24,8 +24,8 @@ struct SlotSpec {
 };
 
 struct StepContext {
-  uint64_t step;          // already incremented: 1 on the first update
-  float learning_rate;    // as MLX stores it (float32)
+  uint64_t step;        // already incremented: 1 on the first update
+  float learning_rate;  // as MLX stores it (float32)
   bool has_learning_rate;
 };
 
@@ -93,16 +93,21 @@ class ElementwiseRule : public Rule {
   bool elementwise() const override { return true; }
 
  protected:
-  static std::vector<SlotSpec> same_shape(const Shape& s, std::initializer_list<const char*> names) {
+  static std::vector<SlotSpec> same_shape(const Shape& s,
+                                          std::initializer_list<const char*> names) {
     std::vector<SlotSpec> out;
     for (const char* n : names) out.push_back({n, s});
     return out;
   }
   template <class T>
-  static T* slot(const TensorStep& t, int i) { return t.slots[i]->as<T>() + t.offset; }
+  static T* slot(const TensorStep& t, int i) {
+    return t.slots[i]->as<T>() + t.offset;
+  }
   // MLX casts the float32 learning rate to the gradient's dtype.
   template <class T>
-  static T lr(const StepContext& ctx) { return static_cast<T>(ctx.learning_rate); }
+  static T lr(const StepContext& ctx) {
+    return static_cast<T>(ctx.learning_rate);
+  }
 };
 
 // Schema entries shared by several rules.

@@ -52,6 +52,8 @@ class Sgd final : public ElementwiseRule<Sgd> {
 
 }  // namespace
 
-std::unique_ptr<Rule> make_sgd() { return std::make_unique<Sgd>(); }
+std::unique_ptr<Rule> make_sgd() {
+  return std::make_unique<Sgd>();
+}
 
 }  // namespace descent

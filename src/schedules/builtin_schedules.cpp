@@ -44,7 +44,9 @@ using schedules::json_number;
 
 constexpr double kPi = 3.141592653589793;  // Python's math.pi
 
-float f32(double x) { return static_cast<float>(x); }
+float f32(double x) {
+  return static_cast<float>(x);
+}
 
 // Every op below is one eager MLX float32 op; -ffp-contract=off keeps them unfused.
 class ExponentialDecay final : public Schedule {
@@ -69,7 +71,9 @@ class StepDecay final : public Schedule {
       : init_(init), rate_(rate), step_size_(step_size) {}
   double value(uint64_t step) const override {
     // step // step_size is a uint64 floor division; the power is float32.
-    return f32(init_) * std::pow(f32(rate_), static_cast<float>(step / step_size_));  // NOLINT(bugprone-integer-division)
+    return f32(init_) *
+           std::pow(f32(rate_),
+                    static_cast<float>(step / step_size_));  // NOLINT(bugprone-integer-division)
   }
   std::string to_json() const override {
     return "{\"schedule\": \"step_decay\", \"init\": " + json_number(init_) +
@@ -87,7 +91,7 @@ class CosineDecay final : public Schedule {
   CosineDecay(double init, uint64_t decay_steps, double end)
       : init_(init), decay_steps_(decay_steps), end_(end) {}
   double value(uint64_t step) const override {
-    const uint64_t s = std::min(step, decay_steps_);                          // integer minimum
+    const uint64_t s = std::min(step, decay_steps_);  // integer minimum
     const float arg = f32(kPi / static_cast<double>(decay_steps_)) * static_cast<float>(s);
     const float decay = 0.5f * (1.0f + schedules::mlx_cos(arg));
     return f32(end_) + decay * f32(init_ - end_);  // init - end in double, rounded once

@@ -18,8 +18,9 @@ double CallbackSchedule::value(uint64_t step) const {
   CallbackMessage message;
   const descent_status status = fn_(step, user_data_, &v, message.text, sizeof message.text);
   if (status != DESCENT_OK)
-    throw_callback_failure(status, message,
-                           "learning_rate: the schedule callback failed at step " + std::to_string(step));
+    throw_callback_failure(
+        status, message,
+        "learning_rate: the schedule callback failed at step " + std::to_string(step));
   if (!(std::fabs(v) <= FLT_MAX))
     throw Error(DESCENT_ERR_OUT_OF_RANGE,
                 "learning_rate: the schedule callback returned " + schedules::json_number(v) +

@@ -21,7 +21,9 @@ SchedulePtr make_cosine(const std::vector<Arg>& a, double) {
 SchedulePtr make_linear(const std::vector<Arg>& a, double) {
   return linear_schedule(a[0].real, a[1].real, a[2].integer);
 }
-SchedulePtr make_constant(const std::vector<Arg>& a, double) { return constant_schedule(a[0].real); }
+SchedulePtr make_constant(const std::vector<Arg>& a, double) {
+  return constant_schedule(a[0].real);
+}
 
 // cosine:<iters>:<min_lr> = cosine_decay(init, iters, min_lr)
 SchedulePtr make_cosine_shorthand(const std::vector<Arg>& a, double init) {
@@ -37,16 +39,28 @@ const std::vector<Form>& builtins() {
   static const std::vector<Form> forms = {
       {"exponential_decay",
        {{"init", FieldKind::Real}, {"decay_rate", FieldKind::Real}},
-       make_exponential, false, true},
+       make_exponential,
+       false,
+       true},
       {"step_decay",
-       {{"init", FieldKind::Real}, {"decay_rate", FieldKind::Real}, {"step_size", FieldKind::Count}},
-       make_step, false, true},
+       {{"init", FieldKind::Real},
+        {"decay_rate", FieldKind::Real},
+        {"step_size", FieldKind::Count}},
+       make_step,
+       false,
+       true},
       {"cosine_decay",
-       {{"init", FieldKind::Real}, {"decay_steps", FieldKind::Count}, {"end", FieldKind::Real, true, 0.0}},
-       make_cosine, false, true},
+       {{"init", FieldKind::Real},
+        {"decay_steps", FieldKind::Count},
+        {"end", FieldKind::Real, true, 0.0}},
+       make_cosine,
+       false,
+       true},
       {"linear_schedule",
        {{"init", FieldKind::Real}, {"end", FieldKind::Real}, {"steps", FieldKind::Count}},
-       make_linear, false, true},
+       make_linear,
+       false,
+       true},
       {"constant", {{"value", FieldKind::Real}}, make_constant, false, false},
   };
   return forms;
@@ -54,11 +68,18 @@ const std::vector<Form>& builtins() {
 
 const std::vector<Form>& shorthands() {
   static const std::vector<Form> forms = {
-      {"cosine", {{"iters", FieldKind::Count}, {"min_lr", FieldKind::Real}}, make_cosine_shorthand,
-       true, false},
+      {"cosine",
+       {{"iters", FieldKind::Count}, {"min_lr", FieldKind::Real}},
+       make_cosine_shorthand,
+       true,
+       false},
       {"warmup_cosine",
-       {{"warmup", FieldKind::NonNegative}, {"iters", FieldKind::Count}, {"min_lr", FieldKind::Real}},
-       make_warmup_cosine, true, false},
+       {{"warmup", FieldKind::NonNegative},
+        {"iters", FieldKind::Count},
+        {"min_lr", FieldKind::Real}},
+       make_warmup_cosine,
+       true,
+       false},
   };
   return forms;
 }
@@ -71,8 +92,12 @@ const Form* find(const std::vector<Form>& forms, std::string_view name) {
 
 }  // namespace
 
-const Form* builtin_form(std::string_view name) { return find(builtins(), name); }
-const Form* shorthand_form(std::string_view name) { return find(shorthands(), name); }
+const Form* builtin_form(std::string_view name) {
+  return find(builtins(), name);
+}
+const Form* shorthand_form(std::string_view name) {
+  return find(shorthands(), name);
+}
 
 std::string builtin_names() {
   std::string out;
@@ -84,7 +109,8 @@ SchedulePtr with_mlx_lm_warmup(SchedulePtr main, double peak, uint64_t warmup, d
   if (warmup == 0) return main;
   // mlx-lm joins at warmup + 1: the warm-up reaches `peak` at step `warmup`, and the main
   // schedule starts (local step 0) at step warmup + 1.
-  return join_schedules({linear_schedule(warmup_init, peak, warmup), std::move(main)}, {warmup + 1});
+  return join_schedules({linear_schedule(warmup_init, peak, warmup), std::move(main)},
+                        {warmup + 1});
 }
 
 Arg real_arg(const std::string& what, double value) {

@@ -45,7 +45,8 @@ int64_t json_integer(const std::string& what, const Json& j) {
 
 Arg json_arg(const std::string& what, const FieldSpec& field, const Json& j) {
   if (field.kind == FieldKind::Real) {
-    if (!j.is_number()) throw Error(DESCENT_ERR_PARSE, what + " must be a number, got " + describe(j));
+    if (!j.is_number())
+      throw Error(DESCENT_ERR_PARSE, what + " must be a number, got " + describe(j));
     return real_arg(what, j.get<double>());
   }
   return integer_arg(what, field.kind, json_integer(what, j));
@@ -94,8 +95,8 @@ SchedulePtr join_from_json(const Json& j, const std::string& context) {
     const auto it = j.find(key);
     if (it == j.end()) throw Error(DESCENT_ERR_PARSE, prefix + "missing field '" + key + "'");
     if (!it->is_array())
-      throw Error(DESCENT_ERR_PARSE, prefix + "field '" + key + "' must be an array, got " +
-                                         describe(*it));
+      throw Error(DESCENT_ERR_PARSE,
+                  prefix + "field '" + key + "' must be an array, got " + describe(*it));
   }
   const Json& list = j.at("schedules");
   const Json& bounds = j.at("boundaries");
@@ -114,7 +115,8 @@ SchedulePtr join_from_json(const Json& j, const std::string& context) {
   std::vector<uint64_t> boundaries;
   for (std::size_t i = 0; i < bounds.size(); ++i) {
     const std::string what = prefix + "boundaries[" + std::to_string(i) + "]";
-    boundaries.push_back(integer_arg(what, FieldKind::NonNegative, json_integer(what, bounds[i])).integer);
+    boundaries.push_back(
+        integer_arg(what, FieldKind::NonNegative, json_integer(what, bounds[i])).integer);
   }
   return join_schedules(std::move(parts), std::move(boundaries));
 }
@@ -124,7 +126,8 @@ SchedulePtr join_from_json(const Json& j, const std::string& context) {
 SchedulePtr mlx_lm_from_json(const Json& j, const std::string& context) {
   const Json& name = j.at("name");
   if (!name.is_string())
-    throw Error(DESCENT_ERR_PARSE, context + "field 'name' must be a string, got " + describe(name));
+    throw Error(DESCENT_ERR_PARSE,
+                context + "field 'name' must be a string, got " + describe(name));
   const std::string fn = name.get<std::string>();
   const Form* form = builtin_form(fn);
   if (!form || !form->mlx_function)
@@ -137,8 +140,8 @@ SchedulePtr mlx_lm_from_json(const Json& j, const std::string& context) {
   const auto it = j.find("arguments");
   if (it == j.end()) throw Error(DESCENT_ERR_PARSE, prefix + "missing field 'arguments'");
   if (!it->is_array())
-    throw Error(DESCENT_ERR_PARSE, prefix + "field 'arguments' must be an array, got " +
-                                       describe(*it));
+    throw Error(DESCENT_ERR_PARSE,
+                prefix + "field 'arguments' must be an array, got " + describe(*it));
   std::size_t required = 0;
   for (const auto& f : form->fields) required += f.optional ? 0 : 1;
   if (it->size() < required || it->size() > form->fields.size()) {
@@ -156,8 +159,8 @@ SchedulePtr mlx_lm_from_json(const Json& j, const std::string& context) {
       args.push_back(Arg{f.fallback, 0});
       continue;
     }
-    args.push_back(json_arg(prefix + "arguments[" + std::to_string(i) + "] (" + f.name + ")", f,
-                            (*it)[i]));
+    args.push_back(
+        json_arg(prefix + "arguments[" + std::to_string(i) + "] (" + f.name + ")", f, (*it)[i]));
   }
   uint64_t warmup = 0;
   double warmup_init = 0.0;
@@ -166,24 +169,29 @@ SchedulePtr mlx_lm_from_json(const Json& j, const std::string& context) {
     warmup = integer_arg(what, FieldKind::NonNegative, json_integer(what, *w)).integer;
   }
   if (const auto w = j.find("warmup_init"); w != j.end() && !w->is_null())
-    warmup_init = json_arg(prefix + "field 'warmup_init'", FieldSpec{"warmup_init", FieldKind::Real}, *w).real;
+    warmup_init =
+        json_arg(prefix + "field 'warmup_init'", FieldSpec{"warmup_init", FieldKind::Real}, *w)
+            .real;
   return with_mlx_lm_warmup(form->make(args, 0.0), args[0].real, warmup, warmup_init);
 }
 
 SchedulePtr from_json(const Json& j, const std::string& context) {
   if (!j.is_object())
-    throw Error(DESCENT_ERR_PARSE, context + "a schedule must be a JSON object, got " + describe(j));
+    throw Error(DESCENT_ERR_PARSE,
+                context + "a schedule must be a JSON object, got " + describe(j));
   const bool descent_form = j.contains("schedule");
   const bool mlx_lm_form = j.contains("name");
   if (descent_form && mlx_lm_form)
-    throw Error(DESCENT_ERR_PARSE, context + "a schedule object has either \"schedule\" or "
-                                             "mlx-lm's \"name\", not both");
+    throw Error(DESCENT_ERR_PARSE, context +
+                                       "a schedule object has either \"schedule\" or "
+                                       "mlx-lm's \"name\", not both");
   if (mlx_lm_form) return mlx_lm_from_json(j, context);
   if (!descent_form)
     throw Error(DESCENT_ERR_PARSE,
-                context + "a schedule object needs \"schedule\" (e.g. {\"schedule\": "
-                          "\"cosine_decay\", \"init\": 0.1, \"decay_steps\": 1000}) or mlx-lm's "
-                          "\"name\" and \"arguments\"");
+                context +
+                    "a schedule object needs \"schedule\" (e.g. {\"schedule\": "
+                    "\"cosine_decay\", \"init\": 0.1, \"decay_steps\": 1000}) or mlx-lm's "
+                    "\"name\" and \"arguments\"");
   const Json& kind = j.at("schedule");
   if (!kind.is_string())
     throw Error(DESCENT_ERR_PARSE,
@@ -192,8 +200,8 @@ SchedulePtr from_json(const Json& j, const std::string& context) {
   if (name == "join_schedules") return join_from_json(j, context);
   const Form* form = builtin_form(name);
   if (!form)
-    throw Error(DESCENT_ERR_PARSE, context + "unknown schedule '" + name + "' (known: " +
-                                       builtin_names() + ", join_schedules)");
+    throw Error(DESCENT_ERR_PARSE, context + "unknown schedule '" + name +
+                                       "' (known: " + builtin_names() + ", join_schedules)");
   return builtin_from_json(*form, j, context);
 }
 

@@ -24,10 +24,9 @@ class FiniteSchedule final : public Schedule {
   double value(uint64_t step) const override {
     const double v = inner_->value(step);
     if (!(std::fabs(v) <= FLT_MAX))
-      throw Error(DESCENT_ERR_OUT_OF_RANGE, "learning_rate: the schedule's value at step " +
-                                                std::to_string(step) + " is " +
-                                                schedules::json_number(v) +
-                                                ", not a finite float32");
+      throw Error(DESCENT_ERR_OUT_OF_RANGE,
+                  "learning_rate: the schedule's value at step " + std::to_string(step) + " is " +
+                      schedules::json_number(v) + ", not a finite float32");
     return v;
   }
   std::string to_json() const override { return inner_->to_json(); }

@@ -89,7 +89,8 @@ SchedulePtr parse_string_schedule(std::string_view spec, std::optional<double> i
   std::vector<std::string_view> fields;
   for (std::size_t start = 0;;) {
     const std::size_t colon = text.find(':', start);
-    fields.push_back(trim(text.substr(start, colon == std::string_view::npos ? colon : colon - start)));
+    fields.push_back(
+        trim(text.substr(start, colon == std::string_view::npos ? colon : colon - start)));
     if (colon == std::string_view::npos) break;
     start = colon + 1;
   }
@@ -97,14 +98,14 @@ SchedulePtr parse_string_schedule(std::string_view spec, std::optional<double> i
   const Form* form = shorthand_form(name);
   if (!form) form = builtin_form(name);
   if (!form)
-    throw Error(DESCENT_ERR_PARSE,
-                "schedule: unknown schedule '" + name + "' in '" + std::string(text) +
-                    "' (known: " + usage(*shorthand_form("cosine")) + ", " +
-                    usage(*shorthand_form("warmup_cosine")) + ", " +
-                    usage(*builtin_form("exponential_decay")) + ", " +
-                    usage(*builtin_form("step_decay")) + ", " + usage(*builtin_form("cosine_decay")) +
-                    ", " + usage(*builtin_form("linear_schedule")) + ", " +
-                    usage(*builtin_form("constant")) + ", or a JSON object)");
+    throw Error(
+        DESCENT_ERR_PARSE,
+        "schedule: unknown schedule '" + name + "' in '" + std::string(text) + "' (known: " +
+            usage(*shorthand_form("cosine")) + ", " + usage(*shorthand_form("warmup_cosine")) +
+            ", " + usage(*builtin_form("exponential_decay")) + ", " +
+            usage(*builtin_form("step_decay")) + ", " + usage(*builtin_form("cosine_decay")) +
+            ", " + usage(*builtin_form("linear_schedule")) + ", " +
+            usage(*builtin_form("constant")) + ", or a JSON object)");
   std::size_t required = 0;
   for (const auto& f : form->fields) required += f.optional ? 0 : 1;
   const std::size_t given = fields.size() - 1;
@@ -126,9 +127,10 @@ SchedulePtr parse_string_schedule(std::string_view spec, std::optional<double> i
   if (form->needs_init) {
     if (!init_lr)
       throw Error(DESCENT_ERR_INVALID_STATE,
-                  name + ": the initial value is the optimizer's learning_rate, which is not set "
-                         "(set it first, or spell the schedule out, e.g. cosine_decay:<init>:"
-                         "<decay_steps>:<end>)");
+                  name +
+                      ": the initial value is the optimizer's learning_rate, which is not set "
+                      "(set it first, or spell the schedule out, e.g. cosine_decay:<init>:"
+                      "<decay_steps>:<end>)");
     init = real_arg(name + ": the initial learning rate", *init_lr).real;
   }
   return form->make(args, init);

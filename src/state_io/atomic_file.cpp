@@ -17,7 +17,9 @@ namespace descent::state_io {
 
 namespace {
 
-std::string reason(int err) { return std::generic_category().message(err); }
+std::string reason(int err) {
+  return std::generic_category().message(err);
+}
 
 [[noreturn]] void io_error(const std::string& message, int err) {
   throw Error(DESCENT_ERR_IO, message + ": " + reason(err));

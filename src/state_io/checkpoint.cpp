@@ -20,9 +20,12 @@ constexpr const char* kLearningRate = "learning_rate";
 
 const ElementType& element_type_of(DType d) {
   switch (d) {
-    case DType::Float32: return element_type_f32();
-    case DType::Float64: return element_type_f64();
-    case DType::UInt64: return element_type_u64();
+    case DType::Float32:
+      return element_type_f32();
+    case DType::Float64:
+      return element_type_f64();
+    case DType::UInt64:
+      return element_type_u64();
   }
   throw Error(DESCENT_ERR_INTERNAL, "state slot of an unknown dtype");
 }
@@ -34,8 +37,9 @@ std::string version_string() {
 
 bool is_learning_rate_key(std::string_view key) {
   const std::string_view lr = kLearningRate;
-  return key == lr || (key.size() > lr.size() && key.compare(key.size() - lr.size(), lr.size(), lr) == 0 &&
-                       key[key.size() - lr.size() - 1] == '.');
+  return key == lr ||
+         (key.size() > lr.size() && key.compare(key.size() - lr.size(), lr.size(), lr) == 0 &&
+          key[key.size() - lr.size() - 1] == '.');
 }
 
 // step and learning_rate, also a multi's "states.<i>.step": the keys that exist before init.
@@ -43,7 +47,8 @@ bool is_learning_rate_key(std::string_view key) {
 bool is_counter_key(std::string_view key) {
   const std::string_view step = kStep;
   return key == step || is_learning_rate_key(key) ||
-         (key.size() > step.size() && key.compare(key.size() - step.size(), step.size(), step) == 0 &&
+         (key.size() > step.size() &&
+          key.compare(key.size() - step.size(), step.size(), step) == 0 &&
           key[key.size() - step.size() - 1] == '.');
 }
 
@@ -60,14 +65,15 @@ const std::string& required(const Metadata& meta, const char* key) {
 void apply_descent_metadata(Optimizer& work, const Metadata& meta, bool file_has_learning_rate) {
   const std::string& version = required(meta, "format_version");
   if (version != kFormatVersion) {
-    const bool numeric = !version.empty() && version.size() < 10 &&
-                         std::all_of(version.begin(), version.end(), [](char c) { return c >= '0' && c <= '9'; });
+    const bool numeric =
+        !version.empty() && version.size() < 10 &&
+        std::all_of(version.begin(), version.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (!numeric)
       throw Error(DESCENT_ERR_CORRUPT, "descent metadata: format_version " + quote_name(version) +
                                            " is not a version number");
-    throw Error(DESCENT_ERR_UNSUPPORTED,
-                "descent metadata: format_version " + version + " is not supported by descent " +
-                    version_string() + ", which reads version " + kFormatVersion);
+    throw Error(DESCENT_ERR_UNSUPPORTED, "descent metadata: format_version " + version +
+                                             " is not supported by descent " + version_string() +
+                                             ", which reads version " + kFormatVersion);
   }
   const std::string& kind = required(meta, "kind");
   if (kind != work.kind())
@@ -84,11 +90,13 @@ void apply_descent_metadata(Optimizer& work, const Metadata& meta, bool file_has
     throw Error(DESCENT_ERR_CORRUPT, e.what());  // a damaged file, not a caller's typo
   }
   if (!doc.is_object())
-    throw Error(DESCENT_ERR_CORRUPT, std::string("descent metadata: config must be a JSON object, found ") +
-                                         doc.type_name());
+    throw Error(
+        DESCENT_ERR_CORRUPT,
+        std::string("descent metadata: config must be a JSON object, found ") + doc.type_name());
   std::string text = config;
   bool work_has_learning_rate = false;
-  for (std::size_t i = 0; i < work.state_count(); ++i) work_has_learning_rate |= work.state_key(i) == kLearningRate;
+  for (std::size_t i = 0; i < work.state_count(); ++i)
+    work_has_learning_rate |= work.state_key(i) == kLearningRate;
   if (!file_has_learning_rate && work_has_learning_rate && !doc.contains(kLearningRate)) {
     doc[kLearningRate] = nullptr;  // saved without a learning rate (Adafactor's None)
     text = doc.dump();
@@ -117,17 +125,29 @@ uint64_t read_integer(const TensorView& t, uint64_t i, bool* negative) {
   *negative = false;
   if (t.type->kind == ElementKind::Unsigned) {
     switch (t.type->size) {
-      case 1: return read_element<uint8_t>(p);
-      case 2: return read_element<uint16_t>(p);
-      case 4: return read_element<uint32_t>(p);
-      default: return read_element<uint64_t>(p);
+      case 1:
+        return read_element<uint8_t>(p);
+      case 2:
+        return read_element<uint16_t>(p);
+      case 4:
+        return read_element<uint32_t>(p);
+      default:
+        return read_element<uint64_t>(p);
     }
   }
   switch (t.type->size) {
-    case 1: s = read_element<int8_t>(p); break;  // NOLINT(bugprone-signed-char-misuse): int8 is signed
-    case 2: s = read_element<int16_t>(p); break;
-    case 4: s = read_element<int32_t>(p); break;
-    default: s = read_element<int64_t>(p); break;
+    case 1:
+      s = read_element<int8_t>(p);
+      break;  // NOLINT(bugprone-signed-char-misuse): int8 is signed
+    case 2:
+      s = read_element<int16_t>(p);
+      break;
+    case 4:
+      s = read_element<int32_t>(p);
+      break;
+    default:
+      s = read_element<int64_t>(p);
+      break;
   }
   *negative = s < 0;
   return static_cast<uint64_t>(s);
@@ -176,10 +196,10 @@ void assign(Optimizer& work, const KeySet& known, const TensorView& t) {
       bool negative;
       values[i] = read_integer(t, i, &negative);
       if (negative)
-        throw Error(DESCENT_ERR_OUT_OF_RANGE,
-                    what + ": holds the negative value " +
-                        std::to_string(static_cast<int64_t>(values[i])) + " (" + t.type->name +
-                        "); a step count cannot be negative");
+        throw Error(DESCENT_ERR_OUT_OF_RANGE, what + ": holds the negative value " +
+                                                  std::to_string(static_cast<int64_t>(values[i])) +
+                                                  " (" + t.type->name +
+                                                  "); a step count cannot be negative");
     }
     work.state_set(t.name, info.dtype, values.data(), values.size());
     return;
@@ -300,8 +320,8 @@ void load_checkpoint(Optimizer& optimizer, const unsigned char* data, std::size_
   for (const auto& t : file.tensors) in_file.insert(t.name);
   for (std::size_t i = 0; i < work->state_count(); ++i)
     if (!in_file.count(work->state_key(i)))
-      throw Error(DESCENT_ERR_UNKNOWN_KEY, "state '" + work->state_key(i) +
-                                               "' of this optimizer is missing from the file");
+      throw Error(DESCENT_ERR_UNKNOWN_KEY,
+                  "state '" + work->state_key(i) + "' of this optimizer is missing from the file");
   optimizer.adopt(*work);
 }
 

@@ -22,7 +22,9 @@ constexpr ElementType kElementTypes[] = {
     {"F64", 8, ElementKind::Float},    {"C64", 8, ElementKind::Complex},
 };
 
-[[noreturn]] void corrupt(const std::string& message) { throw Error(DESCENT_ERR_CORRUPT, message); }
+[[noreturn]] void corrupt(const std::string& message) {
+  throw Error(DESCENT_ERR_CORRUPT, message);
+}
 
 // The header as the SAX pass reads it, before any cross-checking.
 struct RawTensor {
@@ -77,20 +79,27 @@ class HeaderReader final : public nlohmann::json_sax<nlohmann::json> {
   bool binary(binary_t&) override { return unexpected("a binary value"); }
   bool start_object(std::size_t) override {
     switch (where_) {
-      case Where::Start: where_ = Where::Top; return true;
+      case Where::Start:
+        where_ = Where::Top;
+        return true;
       case Where::MetadataValue:
         if (metadata.present) return unexpected("an object");
         metadata.present = true;
         where_ = Where::Metadata;
         return true;
-      case Where::TensorValue: where_ = Where::Tensor; fields_ = 0; return true;
-      default: return unexpected("an object");
+      case Where::TensorValue:
+        where_ = Where::Tensor;
+        fields_ = 0;
+        return true;
+      default:
+        return unexpected("an object");
     }
   }
   bool key(string_t& k) override {
     switch (where_) {
       case Where::Top:
-        if (!top_keys_.insert(k).second) return fail("key " + quote_name(k) + " appears twice in the header");
+        if (!top_keys_.insert(k).second)
+          return fail("key " + quote_name(k) + " appears twice in the header");
         if (k == "__metadata__") {
           where_ = Where::MetadataValue;
         } else {
@@ -119,26 +128,35 @@ class HeaderReader final : public nlohmann::json_sax<nlohmann::json> {
           return fail(tensor_context() + ": unknown field " + quote_name(k) +
                       " (expected dtype, shape and data_offsets)");
         }
-        if (fields_ & bit) return fail(tensor_context() + ": field " + quote_name(k) + " given twice");
+        if (fields_ & bit)
+          return fail(tensor_context() + ": field " + quote_name(k) + " given twice");
         fields_ |= bit;
         where_ = Where::FieldValue;
         return true;
       }
-      default: return unexpected("a key");  // not reachable: keys only occur in objects
+      default:
+        return unexpected("a key");  // not reachable: keys only occur in objects
     }
   }
   bool end_object() override {
     switch (where_) {
-      case Where::Top: where_ = Where::Done; return true;
-      case Where::Metadata: where_ = Where::Top; return true;
+      case Where::Top:
+        where_ = Where::Done;
+        return true;
+      case Where::Metadata:
+        where_ = Where::Top;
+        return true;
       case Where::Tensor:
         if (fields_ != 7)
           return fail(tensor_context() + ": missing field \"" +
-                      ((fields_ & 1) == 0 ? "dtype" : (fields_ & 2) == 0 ? "shape" : "data_offsets") +
+                      ((fields_ & 1) == 0   ? "dtype"
+                       : (fields_ & 2) == 0 ? "shape"
+                                            : "data_offsets") +
                       "\"");
         where_ = Where::Top;
         return true;
-      default: return unexpected("the end of an object");
+      default:
+        return unexpected("the end of an object");
     }
   }
   bool start_array(std::size_t) override {
@@ -218,7 +236,8 @@ class HeaderReader final : public nlohmann::json_sax<nlohmann::json> {
   bool unexpected(const char* what) {
     const std::string got = std::string("found ") + what;
     switch (where_) {
-      case Where::Start: return fail("the header must be a JSON object, " + got);
+      case Where::Start:
+        return fail("the header must be a JSON object, " + got);
       case Where::MetadataValue:
         if (!metadata.present)
           return fail("\"__metadata__\" must be an object of strings or null, " + got);
@@ -227,16 +246,20 @@ class HeaderReader final : public nlohmann::json_sax<nlohmann::json> {
         return fail(tensor_context() + ": must be an object {dtype, shape, data_offsets}, " + got);
       case Where::FieldValue:
         switch (field_) {
-          case Field::Dtype: return fail(tensor_context() + ": dtype must be a string, " + got);
+          case Field::Dtype:
+            return fail(tensor_context() + ": dtype must be a string, " + got);
           case Field::Shape:
             return fail(tensor_context() + ": shape must be an array of integers, " + got);
           case Field::Offsets:
-            return fail(tensor_context() + ": data_offsets must be an array of two integers, " + got);
+            return fail(tensor_context() + ": data_offsets must be an array of two integers, " +
+                        got);
         }
         break;
       case Where::Shape:
-      case Where::Offsets: return fail(field_context() + " must hold integers only, " + got);
-      default: break;
+      case Where::Offsets:
+        return fail(field_context() + " must hold integers only, " + got);
+      default:
+        break;
     }
     return fail(got + " where the header does not allow it");
   }
@@ -267,9 +290,15 @@ const ElementType* find_element_type(std::string_view name) {
     if (name == t.name) return &t;
   return nullptr;
 }
-const ElementType& element_type_f32() { return *find_element_type("F32"); }
-const ElementType& element_type_f64() { return *find_element_type("F64"); }
-const ElementType& element_type_u64() { return *find_element_type("U64"); }
+const ElementType& element_type_f32() {
+  return *find_element_type("F32");
+}
+const ElementType& element_type_f64() {
+  return *find_element_type("F64");
+}
+const ElementType& element_type_u64() {
+  return *find_element_type("U64");
+}
 
 const std::string* Metadata::find(std::string_view key) const {
   for (const auto& [k, v] : entries)
@@ -304,7 +333,8 @@ SafetensorsView parse_safetensors(const unsigned char* buf, std::size_t size) {
   if (header_len == 0) corrupt("the header length is 0");
   if (header_len > after)
     corrupt("the header length " + std::to_string(header_len) + " runs past the end (" +
-            std::to_string(after) + " bytes follow the length field): truncated or not safetensors");
+            std::to_string(after) +
+            " bytes follow the length field): truncated or not safetensors");
   if (header_len > kMaxHeaderBytes)
     corrupt("the header length " + std::to_string(header_len) + " exceeds the limit of " +
             std::to_string(kMaxHeaderBytes) + " bytes");
@@ -321,7 +351,8 @@ SafetensorsView parse_safetensors(const unsigned char* buf, std::size_t size) {
     ok = nlohmann::json::sax_parse(header, header + header_len, &reader,
                                    nlohmann::json::input_format_t::json, /*strict=*/true);
   } catch (const nlohmann::json::exception& e) {
-    if (reader.error.empty()) reader.error = std::string("the header is not valid JSON: ") + e.what();
+    if (reader.error.empty())
+      reader.error = std::string("the header is not valid JSON: ") + e.what();
   }
   if (!ok || !reader.finished())
     corrupt(reader.error.empty() ? "the header is not a complete JSON object" : reader.error);
@@ -339,7 +370,8 @@ SafetensorsView parse_safetensors(const unsigned char* buf, std::size_t size) {
     Shape shape;
     shape.reserve(raw.shape.size());
     for (uint64_t d : raw.shape) {
-      if (d > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) || !checked_mul(numel, d, &numel))
+      if (d > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
+          !checked_mul(numel, d, &numel))
         corrupt(what + ": shape " + shape_text(raw.shape) + " has too many elements");
       shape.push_back(static_cast<int64_t>(d));
     }
@@ -359,8 +391,8 @@ SafetensorsView parse_safetensors(const unsigned char* buf, std::size_t size) {
       corrupt(what + ": data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
               "] hold " + std::to_string(end - begin) + " bytes, but " + raw.dtype + " of shape " +
               shape_text(raw.shape) + " needs " + std::to_string(bytes));
-    view.tensors.push_back(TensorView{std::move(raw.name), type, std::move(shape), numel, begin, end,
-                                      blob + begin});
+    view.tensors.push_back(
+        TensorView{std::move(raw.name), type, std::move(shape), numel, begin, end, blob + begin});
   }
 
   // The tensors must tile the data exactly: no overlap, no gap, nothing after the last one.

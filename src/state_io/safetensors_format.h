@@ -68,6 +68,8 @@ SafetensorsView parse_safetensors(const unsigned char* buf, std::size_t size);
 // `limit` bytes.
 std::string quote_name(std::string_view name, std::size_t limit = 120);
 // A file path for an error message: quoted and escaped like a name, shortened only past 4096 bytes.
-inline std::string quote_path(std::string_view path) { return quote_name(path, 4096); }
+inline std::string quote_path(std::string_view path) {
+  return quote_name(path, 4096);
+}
 
 }  // namespace descent::state_io

@@ -2,8 +2,8 @@
  * self-contained, warning-free C and usable without any other include. */
 #include <descent/descent.h>
 
-#if DESCENT_VERSION_NUMBER != (DESCENT_VERSION_MAJOR * 10000 + DESCENT_VERSION_MINOR * 100 + \
-                               DESCENT_VERSION_PATCH)
+#if DESCENT_VERSION_NUMBER != \
+    (DESCENT_VERSION_MAJOR * 10000 + DESCENT_VERSION_MINOR * 100 + DESCENT_VERSION_PATCH)
 #error "DESCENT_VERSION_NUMBER does not match its parts"
 #endif
 
@@ -35,6 +35,6 @@ int descent_header_check(void) {
   (void)descent_optimizer_get_bool(opt, "bias_correction", &flag);
   (void)descent_optimizer_state_count(opt, &count);
   descent_optimizer_free(opt);
-  return (int)status + (int)descent_version_number() + (descent_last_error() != NULL) +
-         (int)type + (int)count + (int)flag;
+  return (int)status + (int)descent_version_number() + (descent_last_error() != NULL) + (int)type +
+         (int)count + (int)flag;
 }

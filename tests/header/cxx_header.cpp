@@ -12,10 +12,10 @@ static_assert(DESCENT_ERR_CALLBACK == 17, "status values are frozen");
 static_assert(sizeof(descent_status) == 4 && sizeof(descent_dtype) == 4 &&
                   sizeof(descent_value_type) == 4,
               "enums are 32 bits");
-static_assert(std::is_same<decltype(&descent_optimizer_create),
-                           descent_status (*)(const char*, descent_optimizer**, char*,
-                                              size_t)>::value,
-              "descent_optimizer_create signature");
+static_assert(
+    std::is_same<decltype(&descent_optimizer_create),
+                 descent_status (*)(const char*, descent_optimizer**, char*, size_t)>::value,
+    "descent_optimizer_create signature");
 static_assert(std::is_same<decltype(&descent_optimizer_update),
                            descent_status (*)(descent_optimizer*, size_t, const char* const*,
                                               const descent_dtype*, const int64_t*, void* const*,
@@ -33,5 +33,6 @@ int descent_header_check() {
   (void)descent_optimizer_configure_json(opt, "{}");
   descent_optimizer_free(opt);
   return static_cast<int>(status) + static_cast<int>(descent_version_number()) +
-         (descent_status_name(DESCENT_OK) != nullptr) + (descent_dtype_name(DESCENT_FLOAT32) != nullptr);
+         (descent_status_name(DESCENT_OK) != nullptr) +
+         (descent_dtype_name(DESCENT_FLOAT32) != nullptr);
 }

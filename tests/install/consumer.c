@@ -22,7 +22,8 @@ int main(void) {
     return 1;
   }
   status = descent_optimizer_create("sgd", &opt, NULL, 0);
-  if (status == DESCENT_OK) status = descent_optimizer_configure_json(opt, "{\"learning_rate\": 0.5}");
+  if (status == DESCENT_OK)
+    status = descent_optimizer_configure_json(opt, "{\"learning_rate\": 0.5}");
   if (status == DESCENT_OK) {
     status = descent_optimizer_add_parameter(opt, "w", DESCENT_FLOAT32, 1, shape);
   }

@@ -39,14 +39,14 @@ using Bytes = std::vector<unsigned char>;
 
 struct Faults {
   int write_calls = 0;
-  int fail_write_at = -1;     // this write call (0-based) fails with write_errno
+  int fail_write_at = -1;  // this write call (0-based) fails with write_errno
   int write_errno = ENOSPC;
   bool short_writes = false;  // every write writes at most half of what it is asked
   bool write_returns_zero = false;
-  int eintr_writes = 0;       // the first N writes fail with EINTR
-  int kill_at_write = -1;     // this write call writes half, then the process SIGKILLs itself
+  int eintr_writes = 0;    // the first N writes fail with EINTR
+  int kill_at_write = -1;  // this write call writes half, then the process SIGKILLs itself
   int fsync_calls = 0;
-  int fail_fsync_at = -1;     // 0: the file's fsync, 1: the directory's
+  int fail_fsync_at = -1;  // 0: the file's fsync, 1: the directory's
   int fsync_errno = EIO;
   bool fail_close = false;
   bool fail_rename = false;
@@ -134,14 +134,18 @@ class AtomicFile : public testing::Test {
   }
   // Writes `bytes` to the target in chunks of 1000 through `ops`.
   void save(const Bytes& bytes, const FileOps& ops) {
-    write_file_atomically(path_, [&](ByteSink& sink) {
-      for (std::size_t i = 0; i < bytes.size(); i += 1000)
-        sink.write(bytes.data() + i, std::min<std::size_t>(1000, bytes.size() - i));
-    }, ops);
+    write_file_atomically(
+        path_,
+        [&](ByteSink& sink) {
+          for (std::size_t i = 0; i < bytes.size(); i += 1000)
+            sink.write(bytes.data() + i, std::min<std::size_t>(1000, bytes.size() - i));
+        },
+        ops);
   }
   // Expects save(new_bytes) under the current faults to fail with DESCENT_ERR_IO naming the path
   // and `reason`, leaving exactly the old file and nothing else.
-  void expect_failed_save(const Bytes& old_bytes, const Bytes& new_bytes, const std::string& reason) {
+  void expect_failed_save(const Bytes& old_bytes, const Bytes& new_bytes,
+                          const std::string& reason) {
     try {
       save(new_bytes, faulty_ops());
       ADD_FAILURE() << "the save succeeded";
@@ -151,7 +155,8 @@ class AtomicFile : public testing::Test {
       EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
     }
     EXPECT_TRUE(contents() == old_bytes) << "the previous file changed";
-    EXPECT_EQ(names(), std::vector<std::string>{"state.safetensors"}) << "temporary file left behind";
+    EXPECT_EQ(names(), std::vector<std::string>{"state.safetensors"})
+        << "temporary file left behind";
   }
 
   std::string dir_, path_;
@@ -249,7 +254,8 @@ TEST_F(AtomicFile, DirectorySync) {
     ADD_FAILURE() << "no exception";
   } catch (const Error& e) {
     EXPECT_EQ(e.status(), DESCENT_ERR_IO);
-    EXPECT_NE(std::string(e.what()).find("the new file is in place"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("the new file is in place"), std::string::npos)
+        << e.what();
   }
   EXPECT_TRUE(contents() == pattern(200, 16));
   EXPECT_EQ(names(), std::vector<std::string>{"state.safetensors"});
@@ -263,7 +269,8 @@ std::unique_ptr<descent::Optimizer> trained_adam(int64_t n, int steps) {
   opt->add_parameter("w", descent::DType::Float32, {n});
   std::vector<float> p(static_cast<std::size_t>(n)), g(p.size());
   for (int s = 0; s < steps; ++s) {
-    for (std::size_t i = 0; i < g.size(); ++i) g[i] = static_cast<float>((i * 31 + s * 7) % 17) - 8.0f;
+    for (std::size_t i = 0; i < g.size(); ++i)
+      g[i] = static_cast<float>((i * 31 + s * 7) % 17) - 8.0f;
     const char* names[] = {"w"};
     void* params[] = {p.data()};
     const void* grads[] = {g.data()};
@@ -277,7 +284,8 @@ Bytes state_bytes(const descent::Optimizer& opt) {
   struct VecSink : ByteSink {
     Bytes out;
     void write(const void* d, std::size_t n) override {
-      out.insert(out.end(), static_cast<const unsigned char*>(d), static_cast<const unsigned char*>(d) + n);
+      out.insert(out.end(), static_cast<const unsigned char*>(d),
+                 static_cast<const unsigned char*>(d) + n);
     }
   } sink;
   writer.write(sink);
@@ -286,7 +294,8 @@ Bytes state_bytes(const descent::Optimizer& opt) {
 
 void save_optimizer(const descent::Optimizer& opt, const std::string& path, const FileOps& ops) {
   const descent::state_io::CheckpointWriter writer(opt);
-  write_file_atomically(path, [&](ByteSink& sink) { writer.write(sink); }, ops);
+  write_file_atomically(
+      path, [&](ByteSink& sink) { writer.write(sink); }, ops);
 }
 
 // The target loads into a fresh optimizer and equals `expected`'s state.

@@ -29,9 +29,13 @@ std::vector<T> inputs(std::size_t n, unsigned seed, bool positive) {
   std::uniform_real_distribution<double> u(-2.0, 2.0);
   std::vector<T> out(n);
   for (auto& x : out) x = static_cast<T>(positive ? std::fabs(u(rng)) : u(rng));
-  const T specials[] = {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
-                        -std::numeric_limits<T>::infinity(), T(0), -T(0),
-                        std::numeric_limits<T>::denorm_min(), std::numeric_limits<T>::min() / T(3),
+  const T specials[] = {std::numeric_limits<T>::quiet_NaN(),
+                        std::numeric_limits<T>::infinity(),
+                        -std::numeric_limits<T>::infinity(),
+                        T(0),
+                        -T(0),
+                        std::numeric_limits<T>::denorm_min(),
+                        std::numeric_limits<T>::min() / T(3),
                         std::numeric_limits<T>::max()};
   for (std::size_t i = 0; i < n; i += 7) out[i] = specials[(i / 7 + seed) % 8];
   if (positive)
@@ -101,8 +105,9 @@ TYPED_TEST(IsaKernels, Adam) {
 TYPED_TEST(IsaKernels, Sgd) {
   using T = TypeParam;
   for (int variant = 0; variant < 16; ++variant) {
-    SgdCoefficients<T> c{T(0.01), T(0.1), T(0.9), T(0.75), bool(variant & 1), bool(variant & 2),
-                         bool(variant & 4), bool(variant & 8)};
+    SgdCoefficients<T> c{
+        T(0.01),           T(0.1),           T(0.9), T(0.75), bool(variant & 1), bool(variant & 2),
+        bool(variant & 4), bool(variant & 8)};
     compare_widths<T>(1, [&](Isa isa, std::size_t n, auto& a) {
       call<&sgd_step_body<T>>(isa, int64_t(n), a[0].data(), (const T*)a[1].data(), a[2].data(), c);
     });
@@ -123,11 +128,13 @@ TYPED_TEST(IsaKernels, RmspropAdagradAdadeltaAdamax) {
   using T = TypeParam;
   const RmspropCoefficients<T> r{T(0.01), T(0.99), T(0.01), T(1e-8)};
   compare_widths<T>(1, [&](Isa isa, std::size_t n, auto& a) {
-    call<&rmsprop_step_body<T>>(isa, int64_t(n), a[0].data(), (const T*)a[1].data(), a[2].data(), r);
+    call<&rmsprop_step_body<T>>(isa, int64_t(n), a[0].data(), (const T*)a[1].data(), a[2].data(),
+                                r);
   });
   const AdagradCoefficients<T> ag{T(0.01), T(1e-8)};
   compare_widths<T>(1, [&](Isa isa, std::size_t n, auto& a) {
-    call<&adagrad_step_body<T>>(isa, int64_t(n), a[0].data(), (const T*)a[1].data(), a[2].data(), ag);
+    call<&adagrad_step_body<T>>(isa, int64_t(n), a[0].data(), (const T*)a[1].data(), a[2].data(),
+                                ag);
   });
   const AdadeltaCoefficients<T> ad{T(1.0), T(0.9), T(0.1), T(1e-6)};
   compare_widths<T>(2, [&](Isa isa, std::size_t n, auto& a) {

@@ -44,13 +44,14 @@ std::vector<T> run(int64_t rows, int64_t cols, NsImpl impl, uint64_t seed, int64
 template <class T>
 double max_diff(const std::vector<T>& a, const std::vector<double>& b) {
   double d = 0;
-  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::fabs(static_cast<double>(a[i]) - b[i]));
+  for (size_t i = 0; i < a.size(); ++i)
+    d = std::max(d, std::fabs(static_cast<double>(a[i]) - b[i]));
   return d;
 }
 
 TEST(MuonKernel, ImplementationsAgree) {
-  const std::pair<int64_t, int64_t> shapes[] = {{1, 1}, {1, 9}, {9, 1}, {8, 8}, {37, 100},
-                                                {100, 37}, {64, 64}, {130, 70}};
+  const std::pair<int64_t, int64_t> shapes[] = {{1, 1},    {1, 9},    {9, 1},   {8, 8},
+                                                {37, 100}, {100, 37}, {64, 64}, {130, 70}};
   for (auto [r, c] : shapes) {
     SCOPED_TRACE(std::to_string(r) + "x" + std::to_string(c));
     const auto ref = run<double>(r, c, NsImpl::Gemm, r * 1000 + c);
@@ -98,7 +99,8 @@ TEST(MuonKernel, PolarFailurePaths) {
   const std::size_t bytes = descent::kernels::polar_workspace_bytes(true, r, c);
   std::vector<unsigned char> work(bytes);
   std::vector<double> y = x;
-  EXPECT_FALSE(descent::kernels::polar_factor(r, c, y.data(), work.data(), bytes - 1));  // too small
+  EXPECT_FALSE(
+      descent::kernels::polar_factor(r, c, y.data(), work.data(), bytes - 1));  // too small
   y = x;
   y[5] = std::numeric_limits<double>::quiet_NaN();
   EXPECT_FALSE(descent::kernels::polar_factor(r, c, y.data(), work.data(), bytes));  // not finite

@@ -18,8 +18,8 @@ namespace {
 
 using descent::SchedulePtr;
 
-const uint64_t kSteps[] = {0, 1, 2, 3, 4, 5, 6, 9, 10, 11, 99, 100, 101, 102, 999, 1000, 1001,
-                           5000, 123456789, 1ull << 40};
+const uint64_t kSteps[] = {0,  1,   2,   3,   4,   5,    6,    9,    10,        11,
+                           99, 100, 101, 102, 999, 1000, 1001, 5000, 123456789, 1ull << 40};
 
 TEST(ScheduleToJson, RoundTripsThroughParse) {
   const char* specs[] = {
@@ -100,11 +100,11 @@ TEST(BuiltinSchedules, ValidateLikeMlx) {
   EXPECT_EQ(status_of([] { descent::linear_schedule(0, 0.1, 0); }), DESCENT_ERR_OUT_OF_RANGE);
   EXPECT_EQ(status_of([] { descent::exponential_decay(NAN, 0.9); }), DESCENT_ERR_OUT_OF_RANGE);
   EXPECT_EQ(status_of([] { descent::join_schedules({}, {}); }), DESCENT_ERR_PARSE);
-  EXPECT_EQ(status_of([] {
-              descent::join_schedules({descent::constant_schedule(1), descent::constant_schedule(2)},
-                                      {});
-            }),
-            DESCENT_ERR_PARSE);
+  EXPECT_EQ(
+      status_of([] {
+        descent::join_schedules({descent::constant_schedule(1), descent::constant_schedule(2)}, {});
+      }),
+      DESCENT_ERR_PARSE);
   EXPECT_EQ(status_of([] { descent::join_schedules({nullptr}, {}); }), DESCENT_ERR_NULL_ARGUMENT);
   // Join: absolute boundaries, local steps.
   const SchedulePtr j = descent::join_schedules(

@@ -19,13 +19,26 @@ TEST(Utf8Validator, AcceptsEveryBoundaryCodePoint) {
 }
 
 TEST(Utf8Validator, RefusesAndLocates) {
-  const std::pair<std::string, std::size_t> cases[] = {
-      {"\x80", 0},          {"ab\xBF", 2},         {"\xC0\x80", 0},         {"\xC1\xBF", 0},
-      {"a\xC2", 1},         {"\xC2\x7F", 0},       {"\xE0\x9F\xBF", 0},     {"\xED\xA0\x80", 0},
-      {"\xED\xBF\xBF", 0},  {"\xE1\x80", 0},       {"\xE1\x80\xC0", 0},     {"\xF0\x8F\xBF\xBF", 0},
-      {"\xF4\x90\x80\x80", 0}, {"\xF5\x80\x80\x80", 0}, {"\xF0\x90\x80", 0}, {"ok\xFF", 2},
-      {"\xFE", 0},          {"\xC3\xA9\xFF", 2}};
-  for (const auto& [s, at] : cases) EXPECT_EQ(invalid_utf8_offset(s), at) << testing::PrintToString(s);
+  const std::pair<std::string, std::size_t> cases[] = {{"\x80", 0},
+                                                       {"ab\xBF", 2},
+                                                       {"\xC0\x80", 0},
+                                                       {"\xC1\xBF", 0},
+                                                       {"a\xC2", 1},
+                                                       {"\xC2\x7F", 0},
+                                                       {"\xE0\x9F\xBF", 0},
+                                                       {"\xED\xA0\x80", 0},
+                                                       {"\xED\xBF\xBF", 0},
+                                                       {"\xE1\x80", 0},
+                                                       {"\xE1\x80\xC0", 0},
+                                                       {"\xF0\x8F\xBF\xBF", 0},
+                                                       {"\xF4\x90\x80\x80", 0},
+                                                       {"\xF5\x80\x80\x80", 0},
+                                                       {"\xF0\x90\x80", 0},
+                                                       {"ok\xFF", 2},
+                                                       {"\xFE", 0},
+                                                       {"\xC3\xA9\xFF", 2}};
+  for (const auto& [s, at] : cases)
+    EXPECT_EQ(invalid_utf8_offset(s), at) << testing::PrintToString(s);
 }
 
 TEST(Utf8Validator, CheckNamesTheArgument) {

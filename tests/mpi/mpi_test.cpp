@@ -48,7 +48,8 @@ TEST_P(MpiExactness, BitwiseEqualToSingleProcess) {
     t.grads_for(m, static_cast<uint64_t>(s));
     ASSERT_EQ(update(opt, m, t, s % 3), DESCENT_OK) << descent_optimizer_last_error(opt);
   }
-  for (std::size_t k = 0; k < m.size(); ++k) EXPECT_EQ(t.p[k], ref.p[k]) << kind << " " << m[k].name;
+  for (std::size_t k = 0; k < m.size(); ++k)
+    EXPECT_EQ(t.p[k], ref.p[k]) << kind << " " << m[k].name;
   descent_optimizer_free(opt);
   descent_collectives_free(c);
 }
@@ -71,10 +72,11 @@ TEST(Mpi, ShardedClipIsBitwiseTheSingleProcessClip) {
     gg.push_back(t.g[k].data());
   }
   double a = 0, b = 0;
-  ASSERT_EQ(descent_clip_grad_norm(m.size(), dt.data(), nu.data(), g.data(), 0.25, &a, nullptr, 0), DESCENT_OK);
+  ASSERT_EQ(descent_clip_grad_norm(m.size(), dt.data(), nu.data(), g.data(), 0.25, &a, nullptr, 0),
+            DESCENT_OK);
   descent_collectives* c = mpi_collectives();
-  ASSERT_EQ(descent_collectives_clip_grad_norm(c, m.size(), dt.data(), nu.data(), gg.data(), 0.25, &b,
-                                               nullptr, 0),
+  ASSERT_EQ(descent_collectives_clip_grad_norm(c, m.size(), dt.data(), nu.data(), gg.data(), 0.25,
+                                               &b, nullptr, 0),
             DESCENT_OK);
   EXPECT_EQ(std::memcmp(&a, &b, sizeof a), 0);
   EXPECT_EQ(t.g, ref.g);
@@ -117,8 +119,8 @@ TEST(Mpi, FailingCollectiveOnOneRankFailsEveryRankAndChangesNothing) {
   Faulty f;
   if (rank_of() == size_of() - 1) f.fail_at = 1;  // the second step's all-gather
   descent_collectives* c = nullptr;
-  ASSERT_EQ(descent_collectives_create(static_cast<size_t>(rank_of()), static_cast<size_t>(size_of()),
-                                       &c, nullptr, 0),
+  ASSERT_EQ(descent_collectives_create(static_cast<size_t>(rank_of()),
+                                       static_cast<size_t>(size_of()), &c, nullptr, 0),
             DESCENT_OK);
   descent_collectives_set_allgatherv(c, faulty_gather, &f, nullptr, nullptr, 0);
   descent_collectives_set_allreduce(c, plain_reduce, nullptr, nullptr, nullptr, 0);
@@ -196,20 +198,23 @@ TEST(Mpi, ReshardingResumeThroughFiles) {
     const Tensors ref = reference(k, m, first + steps);
     for (std::size_t i = 0; i < m.size(); ++i) EXPECT_EQ(t.p[i], ref.p[i]) << k << " " << m[i].name;
     const std::string out = dir + "/" + k + "-" + std::to_string(size_of());
-    EXPECT_EQ(descent_optimizer_save_sharded(opt, out.c_str()), DESCENT_OK) << descent_optimizer_last_error(opt);
+    EXPECT_EQ(descent_optimizer_save_sharded(opt, out.c_str()), DESCENT_OK)
+        << descent_optimizer_last_error(opt);
     EXPECT_EQ(descent_optimizer_save_gathered(opt, (out + ".safetensors").c_str()), DESCENT_OK)
         << descent_optimizer_last_error(opt);
     if (phase == "load1") {  // the gathered files of the earlier phases load here too
       descent_optimizer* again = make_optimizer(k, m);
       ASSERT_EQ(descent_optimizer_shard(again, c), DESCENT_OK);
-      ASSERT_EQ(descent_optimizer_load_gathered(again, (dir + "/" + k + "-4.safetensors").c_str()), DESCENT_OK)
+      ASSERT_EQ(descent_optimizer_load_gathered(again, (dir + "/" + k + "-4.safetensors").c_str()),
+                DESCENT_OK)
           << descent_optimizer_last_error(again);
       Tensors u = reference(k, m, 3);
       for (int s = 3; s < 7; ++s) {
         u.grads_for(m, static_cast<uint64_t>(s));
         ASSERT_EQ(update(again, m, u, s % 3), DESCENT_OK) << descent_optimizer_last_error(again);
       }
-      for (std::size_t i = 0; i < m.size(); ++i) EXPECT_EQ(u.p[i], ref.p[i]) << k << " gathered " << m[i].name;
+      for (std::size_t i = 0; i < m.size(); ++i)
+        EXPECT_EQ(u.p[i], ref.p[i]) << k << " gathered " << m[i].name;
       descent_optimizer_free(again);
     }
     descent_optimizer_free(opt);

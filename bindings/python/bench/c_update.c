@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
   int batches = argc > 3 ? atoi(argv[3]) : 31, calls = argc > 4 ? atoi(argv[4]) : 100;
   descent_optimizer* opt;
   char err[DESCENT_ERROR_CAPACITY], name[64];
-  if (descent_optimizer_create("adamw", &opt, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
+  if (descent_optimizer_create("adamw", &opt, err, sizeof err))
+    return fprintf(stderr, "%s\n", err), 1;
   descent_optimizer_configure_json(opt, "{\"learning_rate\": 0.001}");
   size_t* idx = malloc(n * sizeof *idx);
   void** p = malloc(n * sizeof *p);
