@@ -2,9 +2,12 @@
 # Runs the whole test suite from a fresh Debian 12 machine: installs the dependencies (the
 # library's, the bindings' toolchains and packages), configures and builds once (shared + static
 # library, tests, examples, -Werror, debug info for the ABI check), checks the formatting, then
-# runs ctest: the C/C++ tests, the ABI check, the install consumers, the examples and the Rust,
-# Go, Python and Julia bindings with the cross-language conformance digests.
-# Extra arguments go to ctest, e.g.  scripts/test.sh -R install
+# runs ctest: the C/C++ tests, the ABI check, the install consumers, the examples, MPI, and the
+# Rust, Go, Python and Julia bindings with the cross-language conformance digests. Then the
+# hardening stages (docs/reliability.md): the suite under ASan+UBSan, the concurrency test under
+# TSan, and each fuzz target for a short fixed time from its committed corpus.
+# Extra arguments go to ctest, e.g.  scripts/test.sh -R install  (they also skip the hardening
+# stages; DESCENT_SKIP_HARDENING=1 skips them too).
 # The build directory is build/ in the repository, or $DESCENT_BUILD_DIR.
 set -euo pipefail
 
@@ -31,5 +34,9 @@ cmake --build "$build_dir" -j"$jobs"
 
 "$root/scripts/check-format.sh"
 
-cd "$build_dir"
-ctest --output-on-failure -j"$jobs" "$@"
+(cd "$build_dir" && ctest --output-on-failure -j"$jobs" "$@")
+
+if [[ $# -eq 0 && -z ${DESCENT_SKIP_HARDENING:-} ]]; then
+  DESCENT_CTEST_ARGS="-E mpi_np" "$root/scripts/test-sanitizers.sh" all
+  DESCENT_FUZZ_CI_SECONDS=${DESCENT_FUZZ_CI_SECONDS:-15} "$root/scripts/fuzz.sh" --ci
+fi
