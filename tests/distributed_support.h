@@ -125,6 +125,7 @@ inline descent_status update(descent_optimizer* opt, const std::vector<Param>& m
   for (std::size_t k = 0; k < n; ++k) {
     std::size_t off = 0;
     descent_optimizer_flat_offset(opt, k, &off);
+    if (t.p[k].empty()) continue;  // an empty tensor's data() may be NULL (memcpy's UB)
     std::memcpy(reinterpret_cast<char*>(fp.data()) + off, t.p[k].data(), t.p[k].size());
     std::memcpy(reinterpret_cast<char*>(fg.data()) + off, t.g[k].data(), t.g[k].size());
   }
@@ -132,7 +133,8 @@ inline descent_status update(descent_optimizer* opt, const std::vector<Param>& m
   for (std::size_t k = 0; k < n; ++k) {
     std::size_t off = 0;
     descent_optimizer_flat_offset(opt, k, &off);
-    std::memcpy(t.p[k].data(), reinterpret_cast<char*>(fp.data()) + off, t.p[k].size());
+    if (!t.p[k].empty())
+      std::memcpy(t.p[k].data(), reinterpret_cast<char*>(fp.data()) + off, t.p[k].size());
   }
   return s;
 }

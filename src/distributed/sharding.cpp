@@ -146,8 +146,11 @@ Sharding::Sharding(std::shared_ptr<Collectives> coll, Optimizer& opt) : coll_(st
   gather_bytes_ = 0;
   for (std::size_t k = 0; k < pieces_.size(); ++k) {
     const Piece& p = pieces_[k];
+    // Padded to 8 bytes, so that every piece (float64 ones after an odd float32 one included)
+    // is aligned for its element type.
     const std::size_t bytes =
-        static_cast<std::size_t>(p.end - p.begin) * dtype_size(declared_[p.param].dtype);
+        (static_cast<std::size_t>(p.end - p.begin) * dtype_size(declared_[p.param].dtype) + 7) / 8 *
+        8;
     piece_offset_[k] = gather_bytes_;
     gather_bytes_ += bytes;
     rank_bytes_[p.rank] += bytes;
@@ -281,9 +284,12 @@ void Sharding::local_step(Optimizer& opt, std::size_t count, const std::size_t* 
     const Piece& p = pieces_[k];
     const std::size_t es = dtype_size(declared_[p.param].dtype);
     unsigned char* dst = gather + piece_offset_[k];
-    std::memcpy(
-        dst, static_cast<const unsigned char*>(params[i]) + static_cast<std::size_t>(p.begin) * es,
-        static_cast<std::size_t>(p.end - p.begin) * es);
+    const std::size_t bytes = static_cast<std::size_t>(p.end - p.begin) * es;
+    if (bytes)  // an empty tensor's buffer may be NULL
+      std::memcpy(
+          dst,
+          static_cast<const unsigned char*>(params[i]) + static_cast<std::size_t>(p.begin) * es,
+          bytes);
     shard_ptrs_[i] = dst;
   }
   opt.step_sharded(count, indices, shard_ptrs_.data(), grads);
@@ -344,8 +350,10 @@ void Sharding::step(Optimizer& opt, std::size_t count, const std::size_t* indice
     for (std::size_t j = param_first_[param]; j < param_first_[param + 1]; ++j) {
       const std::size_t k = param_pieces_[j];
       const Piece& p = pieces_[k];
-      std::memcpy(static_cast<unsigned char*>(params[i]) + static_cast<std::size_t>(p.begin) * es,
-                  gather + piece_offset_[k], static_cast<std::size_t>(p.end - p.begin) * es);
+      const std::size_t bytes = static_cast<std::size_t>(p.end - p.begin) * es;
+      if (bytes)  // an empty tensor's buffer may be NULL
+        std::memcpy(static_cast<unsigned char*>(params[i]) + static_cast<std::size_t>(p.begin) * es,
+                    gather + piece_offset_[k], bytes);
     }
   }
   copy_taken_ = false;
