@@ -907,17 +907,6 @@ static void gather_batch(mlp* m, const dataset* data, const uint32_t* perm, size
   }
 }
 
-static void shuffle(uint32_t* perm, size_t n, uint64_t* rng) {
-  size_t i;
-  for (i = 0; i < n; ++i) perm[i] = (uint32_t)i;
-  for (i = n - 1; i > 0; --i) {
-    const size_t j = (size_t)rng_below(rng, (uint64_t)i + 1);
-    const uint32_t t = perm[i];
-    perm[i] = perm[j];
-    perm[j] = t;
-  }
-}
-
 static int save_checkpoint(const run* r, const char* signature, descent_optimizer* opt,
                            const progress_state* s, const mlp* m) {
   char* model_path;
@@ -1020,7 +1009,7 @@ static int train(const options* o, const run* r, const dataset* data, result* re
   if (s.step == 0 && s.row_count == 0) {
     row r0;
     rng = s.epoch_rng;
-    shuffle(perm, data->train_count, &rng);
+    rng_shuffle(perm, data->train_count, &rng);
     shuffled = 1;
     gather_batch(&m, data, perm, 0, batch, labels);
     r0.step = 0;
@@ -1042,7 +1031,7 @@ static int train(const options* o, const run* r, const dataset* data, result* re
     if (g_interrupted || (o->steps && s.step >= o->steps)) break;
     if (!shuffled) {
       rng = s.epoch_rng;
-      shuffle(perm, data->train_count, &rng);
+      rng_shuffle(perm, data->train_count, &rng);
       shuffled = 1;
     }
     gather_batch(&m, data, perm, (size_t)s.batch_index * batch, batch, labels);

@@ -45,17 +45,6 @@ static void check(descent_optimizer* opt, descent_status s, const char* what) {
   if (s != DESCENT_OK) fail(what, descent_optimizer_last_error(opt));
 }
 
-static void shuffle(uint32_t* perm, size_t n, uint64_t* rng) {
-  size_t i;
-  for (i = 0; i < n; ++i) perm[i] = (uint32_t)i;
-  for (i = n - 1; i > 0; --i) {
-    const size_t j = (size_t)rng_below(rng, (uint64_t)i + 1);
-    const uint32_t t = perm[i];
-    perm[i] = perm[j];
-    perm[j] = t;
-  }
-}
-
 static double evaluate(mlp* m, const fm_split* test) {
   size_t done = 0, correct = 0;
   while (done < test->count) {
@@ -167,7 +156,7 @@ int main(int argc, char** argv) {
   rng = seed ^ 0xBB67AE8584CAA73BULL; /* fashion_mnist's data-order stream */
   for (i = 0; i < epochs && step < max_steps; ++i) {
     size_t first;
-    shuffle(perm, train.count, &rng);
+    rng_shuffle(perm, train.count, &rng);
     for (first = 0; first + (size_t)batch <= train.count && step < max_steps;
          first += (size_t)batch) {
       /* This rank's contiguous slice of the global batch. */
