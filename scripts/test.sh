@@ -14,10 +14,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${DESCENT_BUILD_DIR:-$root/build}
 jobs=$(nproc 2>/dev/null || echo 2)
-# ccache hits across checkouts (CI clones afresh): paths under the repository are made relative
-# and the directory is not hashed, so objects do not depend on where the clone lives.
+# ccache hits across checkouts (CI clones afresh): objects do not depend on the directory.
 export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
-export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$root}
 
 "$root/scripts/install-deps.sh" --bindings
 
