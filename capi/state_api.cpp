@@ -18,6 +18,10 @@ descent::DType state_dtype(descent_dtype d) {
       return descent::DType::Float32;
     case DESCENT_FLOAT64:
       return descent::DType::Float64;
+    case DESCENT_BFLOAT16:
+      return descent::DType::BFloat16;
+    case DESCENT_FLOAT16:
+      return descent::DType::Float16;
     case DESCENT_UINT64:
       return descent::DType::UInt64;
     default:

@@ -140,6 +140,10 @@ case("valid_padded_header", OK, "", "Valid, header padded with trailing spaces t
      pack(BASE_HEADER_TEXT + " " * ((8 - (8 + len(BASE_HEADER_TEXT)) % 8) % 8 or 8), BLOB))
 case("valid_step_i64", OK, "", "Valid, step stored as I64 (converted: non-negative).",
      st(replace("step", dtype="I64", data=i64(7))))
+case("valid_slot_f16", OK, "", "Valid, w.m stored as F16 (MLX keeps a half-precision parameter's state in its dtype): widened exactly into the float32 slot.",
+     st(replace("w.m", dtype="F16", data=b"\0\x3c" * 6)))
+case("valid_slot_bf16", OK, "", "Valid, w.m stored as BF16: widened exactly into the float32 slot.",
+     st(replace("w.m", dtype="BF16", data=b"\x80\x3f" * 6)))
 case("valid_lr_f64_exact", OK, "", "Valid, learning_rate stored as F64 0.25 (exact in float32).",
      st(replace("learning_rate", dtype="F64", data=f64(0.25))))
 
@@ -278,10 +282,9 @@ case("offsets_not_array", CORRUPT, "data_offsets must be an array", "data_offset
 # ---- well-formed files that do not fit the optimizer ----
 case("slot_dtype_f64", "DESCENT_ERR_DTYPE_MISMATCH", "F64", "w.m stored as F64 (the parameter is float32).",
      st(replace("w.m", dtype="F64", data=f64(*seq(6, -1.0)))))
-case("slot_dtype_f16", "DESCENT_ERR_DTYPE_MISMATCH", "F16", "w.m stored as F16.",
-     st(replace("w.m", dtype="F16", data=b"\0\x3c" * 6)))
-case("slot_dtype_bf16", "DESCENT_ERR_DTYPE_MISMATCH", "BF16", "w.m stored as BF16.",
-     st(replace("w.m", dtype="BF16", data=b"\x80\x3f" * 6)))
+case("lr_dtype_bf16", "DESCENT_ERR_DTYPE_MISMATCH", "BF16",
+     "learning_rate stored as BF16 (descent holds it in float32, as MLX does).",
+     st(replace("learning_rate", dtype="BF16", data=b"\x80\x3f")))
 case("slot_dtype_i32", "DESCENT_ERR_DTYPE_MISMATCH", "I32", "w.m stored as I32.",
      st(replace("w.m", dtype="I32", data=struct.pack("<6i", *range(6)))))
 case("slot_shape_transposed", "DESCENT_ERR_SHAPE_MISMATCH", "w.m", "w.m of shape (3, 2) instead of (2, 3).",

@@ -19,6 +19,7 @@
 namespace api_test {
 
 using descent_test::all_kinds;
+using descent_test::precision_keys;
 using descent_test::rule_kinds;
 
 // ---- owning handle -----------------------------------------------------------------------------
@@ -64,6 +65,7 @@ inline std::string last_error(const descent_optimizer* opt) {
   } while (0)
 
 inline std::size_t dtype_size(descent_dtype d) {
+  if (d == DESCENT_BFLOAT16 || d == DESCENT_FLOAT16) return 2;
   return d == DESCENT_FLOAT32 ? 4 : 8;
 }
 
@@ -300,9 +302,16 @@ inline std::vector<std::string> hyper_snapshot(const descent_optimizer* opt) {
       case DESCENT_VALUE_NONE:
         entry += "none";
         break;
+      case DESCENT_VALUE_STRING: {
+        char v[256] = {0};
+        std::size_t n = 0;
+        EXPECT_EQ(descent_optimizer_get_string(opt, name, v, sizeof v, &n), DESCENT_OK);
+        entry += v;
+        break;
+      }
       default:
         entry += "(not compared)";
-        break;  // e.g. strings: no kind tested here has one
+        break;
     }
     out.push_back(entry);
   }

@@ -105,7 +105,7 @@ TEST_P(Hyperparameters, EnumerationListsEveryKeyLearningRateFirst) {
   size_t count = 0;
   DESCENT_ASSERT_OK(h, descent_optimizer_hyperparameter_count(h, &count));
   if (full_list) {
-    ASSERT_EQ(count, defaults.size() + 1);
+    ASSERT_EQ(count, defaults.size() + 1 + descent_test::precision_keys().size());
   } else {
     ASSERT_GT(count, 1u);
   }
@@ -118,6 +118,7 @@ TEST_P(Hyperparameters, EnumerationListsEveryKeyLearningRateFirst) {
   }
   std::vector<std::string> expected{"learning_rate"};
   for (const auto& d : defaults) expected.push_back(d.name);
+  for (const auto& k : descent_test::precision_keys()) expected.push_back(k);
   if (full_list) {
     EXPECT_EQ(names, expected);
   } else {

@@ -286,7 +286,10 @@ TEST(MuonHyperparameters, MlxDefaultsAndOptionsOffByDefault) {
                                           "weight_decay_mode",
                                           "norm_eps_mode",
                                           "method",
-                                          "ns_impl"};
+                                          "ns_impl",
+                                          "state_precision",
+                                          "stochastic_rounding",
+                                          "rounding_seed"};
   size_t count = 0;
   ASSERT_EQ(descent_optimizer_hyperparameter_count(opt, &count), DESCENT_OK);
   std::vector<std::string> names;

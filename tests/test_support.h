@@ -11,6 +11,11 @@
 namespace descent_test {
 
 // Every kind descent_kind_name lists, "multi" included.
+// The state-precision keys every kind lists after its own (docs/precision.md).
+inline std::vector<std::string> precision_keys() {
+  return {"state_precision", "stochastic_rounding", "rounding_seed"};
+}
+
 inline std::vector<std::string> all_kinds() {
   std::vector<std::string> out;
   for (size_t i = 0; i < descent_kind_count(); ++i) out.emplace_back(descent_kind_name(i));

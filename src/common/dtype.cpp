@@ -27,9 +27,9 @@ DType parameter_dtype(descent_dtype d, const std::string& what) {
     case DESCENT_FLOAT64:
       return DType::Float64;
     case DESCENT_BFLOAT16:
+      return DType::BFloat16;
     case DESCENT_FLOAT16:
-      throw Error(DESCENT_ERR_UNSUPPORTED,
-                  what + ": dtype " + dtype_name(d) + " is reserved and not supported yet");
+      return DType::Float16;
     case DESCENT_UINT64:
     case DESCENT_DTYPE_FORCE_32BIT:
       break;

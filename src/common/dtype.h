@@ -8,10 +8,30 @@
 
 namespace descent {
 
-enum class DType { Float32 = DESCENT_FLOAT32, Float64 = DESCENT_FLOAT64, UInt64 = DESCENT_UINT64 };
+enum class DType {
+  Float32 = DESCENT_FLOAT32,
+  Float64 = DESCENT_FLOAT64,
+  BFloat16 = DESCENT_BFLOAT16,
+  Float16 = DESCENT_FLOAT16,
+  UInt64 = DESCENT_UINT64
+};
 
 inline std::size_t dtype_size(DType d) {
-  return d == DType::Float32 ? 4 : 8;
+  switch (d) {
+    case DType::Float32:
+      return 4;
+    case DType::BFloat16:
+    case DType::Float16:
+      return 2;
+    case DType::Float64:
+    case DType::UInt64:
+      break;
+  }
+  return 8;
+}
+
+inline bool is_half(DType d) {
+  return d == DType::BFloat16 || d == DType::Float16;
 }
 
 const char* dtype_name(descent_dtype d) noexcept;

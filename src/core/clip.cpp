@@ -5,6 +5,7 @@
 #include <cfloat>
 #include <cmath>
 
+#include "common/half.h"
 #include "kernels/clip_kernel.h"
 
 namespace descent {
@@ -19,9 +20,9 @@ double sum_squares(std::size_t count, const descent_dtype* dtypes, const int64_t
                    void* const* grads, int exponent) {
   double sum = 0.0;
   for (std::size_t i = 0; i < count; ++i)
-    sum += is_float64(dtypes[i])
-               ? kernels::sum_squares(static_cast<const double*>(grads[i]), numels[i], exponent)
-               : kernels::sum_squares(static_cast<const float*>(grads[i]), numels[i], exponent);
+    sum += with_grad_type(dtypes[i], grads[i], [&](const auto* x) {
+      return kernels::sum_squares(x, numels[i], exponent);
+    });
   return sum;
 }
 
@@ -34,9 +35,8 @@ double global_norm(std::size_t count, const descent_dtype* dtypes, const int64_t
   if (any_float64 && (sum > DBL_MAX || sum < 0x1p-900)) {
     double m = 0.0;
     for (std::size_t i = 0; i < count; ++i) {
-      const double a = is_float64(dtypes[i])
-                           ? kernels::max_abs(static_cast<const double*>(grads[i]), numels[i])
-                           : kernels::max_abs(static_cast<const float*>(grads[i]), numels[i]);
+      const double a = with_grad_type(
+          dtypes[i], grads[i], [&](const auto* x) { return kernels::max_abs(x, numels[i]); });
       if (a > m || a != a) m = a;
     }
     if (std::isfinite(m) && m > 0.0) {
@@ -73,8 +73,14 @@ double clip_by_norm(std::size_t count, const descent_dtype* dtypes, const int64_
     const float max32 = max_norm > FLT_MAX ? INFINITY : static_cast<float>(max_norm);
     const float scale = min_one(max32 / (total32 + 1e-6f));
     if (scale != 1.0f)
-      for (std::size_t i = 0; i < count; ++i)
-        kernels::scale_in_place(static_cast<float*>(grads[i]), numels[i], scale);
+      for (std::size_t i = 0; i < count; ++i) {
+        if (dtypes[i] == DESCENT_BFLOAT16)
+          kernels::scale_half_in_place(static_cast<bfloat16*>(grads[i]), numels[i], scale);
+        else if (dtypes[i] == DESCENT_FLOAT16)
+          kernels::scale_half_in_place(static_cast<float16*>(grads[i]), numels[i], scale);
+        else
+          kernels::scale_in_place(static_cast<float*>(grads[i]), numels[i], scale);
+      }
     return total32;
   }
   // float64 anywhere (MLX promotes the norm to float64), or a float32 norm beyond the float32
@@ -85,6 +91,12 @@ double clip_by_norm(std::size_t count, const descent_dtype* dtypes, const int64_
     for (std::size_t i = 0; i < count; ++i) {
       if (is_float64(dtypes[i]))
         kernels::scale_in_place(static_cast<double*>(grads[i]), numels[i], scale);
+      else if (dtypes[i] == DESCENT_BFLOAT16)  // through float32, as the float32 tensors
+        kernels::scale_half_in_place(static_cast<bfloat16*>(grads[i]), numels[i],
+                                     static_cast<float>(scale));
+      else if (dtypes[i] == DESCENT_FLOAT16)
+        kernels::scale_half_in_place(static_cast<float16*>(grads[i]), numels[i],
+                                     static_cast<float>(scale));
       else
         kernels::scale_in_place_wide(static_cast<float*>(grads[i]), numels[i], scale);
     }

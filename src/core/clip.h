@@ -4,9 +4,25 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/half.h"
 #include "descent/descent.h"
 
 namespace descent {
+
+// Calls f with grads[i] as a typed pointer: float, double, bfloat16 or float16 (common/half.h).
+template <class F>
+auto with_grad_type(descent_dtype dtype, void* data, F&& f) {
+  switch (dtype) {
+    case DESCENT_FLOAT64:
+      return f(static_cast<double*>(data));
+    case DESCENT_BFLOAT16:
+      return f(static_cast<bfloat16*>(data));
+    case DESCENT_FLOAT16:
+      return f(static_cast<float16*>(data));
+    default:
+      return f(static_cast<float*>(data));
+  }
+}
 
 // grads[i] holds numels[i] elements of dtypes[i], which the caller has checked: float32 or
 // float64, numels >= 0, data present when numels > 0, no two buffers overlapping, max_norm >= 0.

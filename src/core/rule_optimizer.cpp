@@ -39,10 +39,14 @@ std::string join_key(const std::string& a, const std::string& b) {
   return a + "." + b;
 }
 
+// What a master slot holds until the parameter's first update seeds it (a quiet NaN; saved and
+// loaded like any value, so a state saved before that update still seeds after a load).
+const float kUnseededMaster = bits_float(0x7FC0FFEEu);
+
 }  // namespace
 
 RuleOptimizer::RuleOptimizer(std::string_view kind)
-    : kind_(kind), rule_(make_rule(kind)), hyper_(rule_->schema()) {
+    : kind_(kind), rule_(make_rule(kind)), hyper_(schema_with_precision(rule_->schema())) {
   rebuild_state_keys();
 }
 
@@ -63,7 +67,9 @@ RuleOptimizer::RuleOptimizer(const RuleOptimizer& o)
       state_keys_(o.state_keys_),
       scratch_index_(o.scratch_index_),
       scratch_seen_(o.scratch_seen_),
-      num_threads_(o.num_threads_) {
+      num_threads_(o.num_threads_),
+      precision_(o.precision_),
+      half_workspace_(o.half_workspace_) {
   // params_ copied every slot into an owning Buffer: lay them out in an arena of our own.
   std::vector<std::vector<std::size_t>> bytes(params_.size());
   for (std::size_t i = 0; i < params_.size(); ++i)
@@ -135,8 +141,25 @@ void RuleOptimizer::set_hyperparameter(std::string_view key, const Value& value)
     rebuild_state_keys();
     return;
   }
+  if (initialized_ && key == kStatePrecision) {
+    Hyperparameters next = hyper_;
+    next.set(key, value);
+    check_precision_unchanged(next);
+  }
   hyper_.set(key, value);
   rule_configured_ = false;
+}
+
+void RuleOptimizer::check_precision_unchanged(const Hyperparameters& next) const {
+  if (!initialized_) return;
+  const StatePrecision now = read_precision(hyper_).policy;
+  const StatePrecision want = read_precision(next).policy;
+  if (now != want)
+    throw Error(DESCENT_ERR_INVALID_STATE,
+                std::string(kStatePrecision) + ": is \"" + precision_name(now) +
+                    "\" and fixed once the state is initialised (it decides the state's layout); "
+                    "cannot change it to \"" +
+                    precision_name(want) + "\"");
 }
 
 Value RuleOptimizer::hyperparameter(std::string_view key) const {
@@ -180,6 +203,7 @@ void RuleOptimizer::configure_json(std::string_view json) {
     }
   }
   hyper.validate_together();
+  check_precision_unchanged(hyper);
   hyper_ = std::move(hyper);
   learning_rate_ = lr;
   schedule_ = std::move(schedule);
@@ -256,7 +280,21 @@ void RuleOptimizer::add_parameter(std::string_view name, DType dtype, Shape shap
 void RuleOptimizer::configure_rule() {
   if (rule_configured_) return;
   rule_->configure(hyper_);
+  precision_ = read_precision(hyper_);
   rule_configured_ = true;
+}
+
+std::vector<SlotSpec> RuleOptimizer::slot_specs_of(const Rule& r, const Parameter& p,
+                                                   const Shape& shape, StatePrecision policy) {
+  std::vector<SlotSpec> specs = r.slots(shape);
+  if (has_master(p.dtype, policy)) specs.push_back({kMasterSlot, shape});
+  return specs;
+}
+
+DType RuleOptimizer::slot_dtype_at(const Parameter& p, std::size_t slot, std::size_t slot_count,
+                                   StatePrecision policy) {
+  if (has_master(p.dtype, policy) && slot + 1 == slot_count) return DType::Float32;
+  return slot_dtype(p.dtype, policy);
 }
 
 void RuleOptimizer::init() {
@@ -264,21 +302,31 @@ void RuleOptimizer::init() {
   check_ready();
   configure_rule();
   // Decide and allocate everything before committing anything.
+  const StatePrecision policy = precision_.policy;
+  HalfWorkspace workspace = half_workspace_;
   std::vector<std::vector<SlotSpec>> specs(params_.size());
   std::vector<std::vector<std::size_t>> bytes(params_.size());
   std::map<std::string, SlotRef, std::less<>> index;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const Parameter& p = params_[i];
     if (!owns(p)) continue;
-    specs[i] = rule_->slots(slot_shape(p));
+    specs[i] = slot_specs_of(*rule_, p, slot_shape(p), policy);
     for (std::size_t s = 0; s < specs[i].size(); ++s) {
       const std::string key = join_key(p.name, specs[i][s].name);
       if (!index.emplace(key, SlotRef{i, s}).second || param_index_.count(key))
         throw Error(DESCENT_ERR_DUPLICATE, "parameter '" + p.name + "': state key '" + key +
                                                "' collides with one of another parameter");
-      bytes[i].push_back(static_cast<std::size_t>(numel(specs[i][s].shape)) * dtype_size(p.dtype));
+      bytes[i].push_back(static_cast<std::size_t>(numel(specs[i][s].shape)) *
+                         dtype_size(slot_dtype_at(p, s, specs[i].size(), policy)));
     }
-    rule_->prepare(p.dtype, slot_shape(p));
+    // A half-precision parameter reaches the rule as float32 (core/half_step.h).
+    rule_->prepare(is_half(p.dtype) ? DType::Float32 : p.dtype, slot_shape(p));
+    if (is_half(p.dtype) && !rule_->elementwise()) {
+      int64_t slot_elements = 0;
+      for (const SlotSpec& spec : specs[i]) slot_elements += numel(spec.shape);
+      workspace.reserve(numel(slot_shape(p)), policy == StatePrecision::Param ? slot_elements : 0,
+                        specs[i].size());
+    }
   }
   std::vector<std::vector<Buffer>> buffers;
   Buffer arena = make_arena(bytes, buffers);
@@ -288,8 +336,13 @@ void RuleOptimizer::init() {
     p.slots = std::move(buffers[i]);
     p.slot_ptrs.clear();
     for (auto& b : p.slots) p.slot_ptrs.push_back(&b);
+    if (has_master(p.dtype, policy)) {  // unseeded until the parameter's first update
+      float* master = p.slots.back().as<float>();
+      std::fill(master, master + numel(p.slot_specs.back().shape), kUnseededMaster);
+    }
   }
   arena_ = std::move(arena);
+  half_workspace_ = std::move(workspace);
   slot_index_ = std::move(index);
   initialized_ = true;
   rebuild_state_keys();
@@ -367,6 +420,7 @@ void RuleOptimizer::commit_step(float lr, std::size_t count, const std::size_t* 
   if (schedule_) learning_rate_ = lr;
   ++step_;
   const StepContext ctx{step_, learning_rate_.value_or(0.0f), learning_rate_.has_value()};
+  if (precision_.policy == StatePrecision::Master) seed_masters(count, indices, params);
   const std::size_t threads = num_threads_ ? num_threads_ : parallel::default_threads();
   if (!sharded_ && threads > 1 && rule_->elementwise()) {  // a shard steps on the caller
     int64_t total = 0;
@@ -381,12 +435,44 @@ void RuleOptimizer::commit_step(float lr, std::size_t count, const std::size_t* 
       if (!p.owned.owned) continue;
       const auto* grad = static_cast<const unsigned char*>(grads[i]) +
                          static_cast<std::size_t>(p.owned.begin) * dtype_size(p.dtype);
-      rule_->apply(ctx, TensorStep{p.dtype, &p.own_shape, p.owned.end - p.owned.begin, params[i],
-                                   grad, p.slot_ptrs.data()});
+      apply_tensor(ctx, TensorStep{p.dtype, &p.own_shape, p.owned.end - p.owned.begin, params[i],
+                                   grad, p.slot_ptrs.data(), 0, indices[i]});
       continue;
     }
-    rule_->apply(ctx,
-                 TensorStep{p.dtype, &p.shape, p.numel, params[i], grads[i], p.slot_ptrs.data()});
+    apply_tensor(ctx, TensorStep{p.dtype, &p.shape, p.numel, params[i], grads[i],
+                                 p.slot_ptrs.data(), 0, indices[i]});
+  }
+}
+
+void RuleOptimizer::apply_tensor(const StepContext& ctx, const TensorStep& t) noexcept {
+  if (!is_half(t.dtype) || (precision_.policy == StatePrecision::Param && rule_->elementwise()))
+    return rule_->apply(ctx, t);
+  Parameter& p = params_[t.tensor];
+  const bool master = has_master(p.dtype, precision_.policy);
+  HalfTensorStep s{t, nullptr, precision_.stochastic, {}, 0};
+  if (master) s.master = p.slots.back().as<float>() + t.offset;
+  if (s.stochastic) {
+    s.key = kernels::rounding_key(precision_.seed, ctx.step, t.tensor);
+    s.first = static_cast<uint64_t>((sharded_ ? p.owned.begin : 0) + t.offset);
+  }
+  if (rule_->elementwise()) return step_half_blocks(*rule_, ctx, s);
+  const std::size_t rule_slots = p.slot_specs.size() - (master ? 1 : 0);
+  half_workspace_.step(*rule_, ctx, s, slot_dtype(p.dtype, precision_.policy), rule_slots);
+}
+
+void RuleOptimizer::apply_range(void* self, const StepContext& ctx, const TensorStep& t) noexcept {
+  static_cast<RuleOptimizer*>(self)->apply_tensor(ctx, t);
+}
+
+void RuleOptimizer::seed_masters(std::size_t count, const std::size_t* indices,
+                                 void* const* params) noexcept {
+  for (std::size_t i = 0; i < count; ++i) {
+    Parameter& p = params_[indices[i]];
+    if (!has_master(p.dtype, StatePrecision::Master) || !owns(p) || p.slots.empty()) continue;
+    Buffer& m = p.slots.back();
+    const int64_t n = static_cast<int64_t>(m.bytes() / sizeof(float));
+    if (n == 0 || float_bits(m.as<float>()[0]) != float_bits(kUnseededMaster)) continue;
+    kernels::widen(p.dtype, n, params[i], m.as<float>());
   }
 }
 
@@ -437,10 +523,13 @@ std::size_t RuleOptimizer::state_bytes() const {
   }
   std::unique_ptr<Rule> planner = rule_->clone();
   planner->configure(hyper_);
+  const StatePrecision policy = read_precision(hyper_).policy;
   for (const Parameter& p : params_) {
     if (!owns(p)) continue;
-    for (const SlotSpec& s : planner->slots(slot_shape(p)))
-      total += static_cast<std::size_t>(numel(s.shape)) * dtype_size(p.dtype);
+    const auto specs = slot_specs_of(*planner, p, slot_shape(p), policy);
+    for (std::size_t s = 0; s < specs.size(); ++s)
+      total += static_cast<std::size_t>(numel(specs[s].shape)) *
+               dtype_size(slot_dtype_at(p, s, specs.size(), policy));
   }
   return total;
 }
@@ -453,7 +542,8 @@ namespace {
 // whole tensors (many small ones) or a range of one (a large one). Every element is computed by
 // the same code whatever the cut, so the results do not depend on the thread count.
 struct ThreadedStep {
-  Rule* rule;
+  void* optimizer;
+  void (*apply)(void*, const StepContext&, const TensorStep&);
   const StepContext* ctx;
   const TensorStep* steps;
   const int64_t* prefix;  // count + 1 cumulative element counts, strictly increasing
@@ -487,7 +577,7 @@ struct ThreadedStep {
       s.grad = static_cast<const unsigned char*>(s.grad) + b * es;
       s.numel = e - b;
       s.offset = b;
-      job.rule->apply(*job.ctx, s);
+      job.apply(job.optimizer, *job.ctx, s);
     }
   }
 };
@@ -504,13 +594,17 @@ void RuleOptimizer::commit_threaded(const StepContext& ctx, std::size_t workers,
   for (std::size_t i = 0; i < count; ++i) {
     Parameter& p = params_[indices[i]];
     if (p.numel == 0) continue;
-    scratch_steps_.push_back(
-        TensorStep{p.dtype, &p.shape, p.numel, params[i], grads[i], p.slot_ptrs.data()});
+    scratch_steps_.push_back(TensorStep{p.dtype, &p.shape, p.numel, params[i], grads[i],
+                                        p.slot_ptrs.data(), 0, indices[i]});
     scratch_prefix_.push_back(scratch_prefix_.back() + p.numel);
   }
-  ThreadedStep job{rule_.get(),           &ctx,
-                   scratch_steps_.data(), scratch_prefix_.data(),
-                   scratch_steps_.size(), scratch_prefix_.back()};
+  ThreadedStep job{this,
+                   &RuleOptimizer::apply_range,
+                   &ctx,
+                   scratch_steps_.data(),
+                   scratch_prefix_.data(),
+                   scratch_steps_.size(),
+                   scratch_prefix_.back()};
   parallel::run(workers, &ThreadedStep::run, &job);
 }
 
@@ -556,7 +650,7 @@ std::optional<RuleOptimizer::SlotRef> RuleOptimizer::find_slot(std::string_view 
         key[p.name.size()] != '.')
       continue;
     if (!owns(p)) continue;
-    const auto specs = planner->slots(slot_shape(p));
+    const auto specs = slot_specs_of(*planner, p, slot_shape(p), read_precision(hyper_).policy);
     for (std::size_t s = 0; s < specs.size(); ++s)
       if (key.substr(p.name.size() + 1) == specs[s].name) return SlotRef{i, s};
   }
@@ -570,7 +664,8 @@ SlotInfo RuleOptimizer::state_info(std::string_view key) const {
   if (!ref)
     throw Error(DESCENT_ERR_UNKNOWN_KEY, "state key '" + std::string(key) + "' does not exist");
   const Parameter& p = params_[ref->param];
-  return {p.dtype, p.slot_specs[ref->slot].shape};
+  return {slot_dtype_at(p, ref->slot, p.slot_specs.size(), precision_.policy),
+          p.slot_specs[ref->slot].shape};
 }
 
 namespace {
@@ -631,15 +726,18 @@ void RuleOptimizer::state_set(std::string_view key, DType dtype, const void* dat
     std::unique_ptr<Rule> planner = rule_->clone();
     planner->configure(hyper_);
     const Parameter& p = params_[planned->param];
-    check_slot_request(key, SlotInfo{p.dtype, planner->slots(slot_shape(p))[planned->slot].shape},
-                       dtype, count);
+    const StatePrecision policy = read_precision(hyper_).policy;
+    const auto specs = slot_specs_of(*planner, p, slot_shape(p), policy);
+    check_slot_request(
+        key,
+        SlotInfo{slot_dtype_at(p, planned->slot, specs.size(), policy), specs[planned->slot].shape},
+        dtype, count);
     init();
   }
   const auto ref = find_slot(key);
   if (!ref)
     throw Error(DESCENT_ERR_UNKNOWN_KEY, "state key '" + std::string(key) + "' does not exist");
-  const Parameter& p = params_[ref->param];
-  check_slot_request(key, SlotInfo{p.dtype, p.slot_specs[ref->slot].shape}, dtype, count);
+  check_slot_request(key, state_info(key), dtype, count);
   Buffer& b = params_[ref->param].slots[ref->slot];
   if (b.bytes()) std::memcpy(b.data(), data, b.bytes());
 }

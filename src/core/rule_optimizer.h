@@ -15,7 +15,9 @@
 #include "common/dtype.h"
 #include "common/shape.h"
 #include "config/hyperparameters.h"
+#include "core/half_step.h"
 #include "core/optimizer.h"
+#include "core/precision.h"
 #include "optimizers/rule.h"
 
 namespace descent {
@@ -117,6 +119,20 @@ class RuleOptimizer final : public Optimizer {
     std::size_t slot;
   };
 
+  // The state slots of a parameter under the rule `r` and `policy`: the rule's, then "master".
+  static std::vector<SlotSpec> slot_specs_of(const Rule& r, const Parameter& p, const Shape& shape,
+                                             StatePrecision policy);
+  // The dtype of slot `slot` of a parameter (its own, float32, or the master's float32).
+  static DType slot_dtype_at(const Parameter& p, std::size_t slot, std::size_t slot_count,
+                             StatePrecision policy);
+  // Refuses a change of state_precision once the state is initialised (it fixes the layout).
+  void check_precision_unchanged(const Hyperparameters& next) const;
+  // Steps one tensor (or a range of one): directly, or through float32 for half precision.
+  void apply_tensor(const StepContext& ctx, const TensorStep& t) noexcept;
+  // Seeds the master copies that have not been seeded (the slot starts as a NaN marker).
+  void seed_masters(std::size_t count, const std::size_t* indices, void* const* params) noexcept;
+  static void apply_range(void* self, const StepContext& ctx, const TensorStep& t) noexcept;
+
   void check_ready() const;          // learning rate present, constraints between keys hold
   float next_learning_rate() const;  // the schedule's value for the coming step, checked
   void configure_rule();             // hands changed hyperparameters to the rule
@@ -148,7 +164,9 @@ class RuleOptimizer final : public Optimizer {
   // element counts.
   std::vector<TensorStep> scratch_steps_;
   std::vector<int64_t> scratch_prefix_;
-  std::size_t num_threads_ = 0;  // 0: the process-wide setting
+  std::size_t num_threads_ = 0;   // 0: the process-wide setting
+  PrecisionSettings precision_;   // read from hyper_ with the rule's configuration
+  HalfWorkspace half_workspace_;  // Adafactor/Muon on half-precision parameters
 
   void reserve_scratch();
   // Lays out the slots of `specs` (per parameter) in one new arena: returns it and fills `views`.

@@ -40,9 +40,9 @@ descent_status share(Collectives& c, std::vector<double>& out, std::size_t count
 
 double squares(const descent_dtype* dtypes, const int64_t* numels, void* const* grads,
                std::size_t i, int exponent) {
-  return dtypes[i] == DESCENT_FLOAT64
-             ? kernels::sum_squares(static_cast<const double*>(grads[i]), numels[i], exponent)
-             : kernels::sum_squares(static_cast<const float*>(grads[i]), numels[i], exponent);
+  return with_grad_type(dtypes[i], grads[i], [&](const auto* x) {
+    return kernels::sum_squares(x, numels[i], exponent);
+  });
 }
 
 }  // namespace
@@ -87,9 +87,8 @@ double clip_grad_norm_sharded(Collectives& c, descent_status local, const std::s
     // float64 squares overflowed or underflowed: rescale by a power of two (clip.cpp).
     std::vector<double> maxima;
     descent_status s2 = share(c, maxima, count, numels, true, round_message, [&](std::size_t i) {
-      return dtypes[i] == DESCENT_FLOAT64
-                 ? kernels::max_abs(static_cast<const double*>(grads[i]), numels[i])
-                 : kernels::max_abs(static_cast<const float*>(grads[i]), numels[i]);
+      return with_grad_type(dtypes[i], grads[i],
+                            [&](const auto* x) { return kernels::max_abs(x, numels[i]); });
     });
     double m = 0.0;
     for (std::size_t i = 0; i < count; ++i)

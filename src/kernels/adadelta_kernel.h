@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "kernels/isa.h"
+#include "kernels/scalar_ops.h"
 
 namespace descent::kernels {
 
@@ -21,7 +22,7 @@ DESCENT_KERNEL_BODY void adadelta_step_body(int64_t n, T* __restrict p, const T*
     const T gi = g[i];
     const T ui = u[i];
     const T vi = c.rho * v[i] + c.one_minus_rho * (gi * gi);
-    const T d = (std::sqrt(ui + c.eps) / std::sqrt(vi + c.eps)) * gi;
+    const T d = (sqrt_of(ui + c.eps) / sqrt_of(vi + c.eps)) * gi;
     v[i] = vi;
     u[i] = c.rho * ui + c.one_minus_rho * (d * d);
     p[i] = p[i] - c.lr * d;

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/isa.h"
+#include "kernels/scalar_ops.h"
 
 namespace descent::kernels {
 
@@ -32,7 +33,7 @@ DESCENT_KERNEL_BODY void adam_step_body(int64_t n, T* __restrict p, const T* __r
     m[i] = mi;
     v[i] = vi;
     const T pi = c.apply_decay ? p[i] * c.decay : p[i];
-    const T denom = c.bias_correction ? std::sqrt(vi) * c.c2 + c.eps : std::sqrt(vi) + c.eps;
+    const T denom = c.bias_correction ? sqrt_of(vi) * c.c2 + c.eps : sqrt_of(vi) + c.eps;
     p[i] = pi - (c.step_scale * mi) / denom;
   }
 }

@@ -22,7 +22,7 @@ DESCENT_KERNEL_BODY void adamax_step_body(int64_t n, T* __restrict p, const T* _
   for (int64_t i = 0; i < n; ++i) {
     const T gi = g[i];
     const T mi = c.b1 * m[i] + c.one_minus_b1 * gi;
-    const T vi = maximum_nan(c.b2 * v[i], std::abs(gi));
+    const T vi = maximum_nan(c.b2 * v[i], abs_of(gi));
     m[i] = mi;
     v[i] = vi;
     p[i] = p[i] - (c.lr * mi) / (vi + c.eps);

@@ -65,6 +65,13 @@ void scale_in_place(T* x, int64_t n, T s) {
   for (int64_t i = 0; i < n; ++i) x[i] = x[i] * s;
 }
 
+// Half-precision data (common/half.h) times a float32 factor, computed in float32 and rounded once
+// to the half dtype.
+template <class H>
+void scale_half_in_place(H* x, int64_t n, float s) {
+  for (int64_t i = 0; i < n; ++i) x[i] = H(static_cast<float>(x[i]) * s);
+}
+
 // float32 data times a float64 factor, computed in double and rounded once to float32.
 inline void scale_in_place_wide(float* x, int64_t n, double s) {
   for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(static_cast<double>(x[i]) * s);

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "kernels/isa.h"
+#include "kernels/scalar_ops.h"
 
 namespace descent::kernels {
 
@@ -20,7 +21,7 @@ DESCENT_KERNEL_BODY void rmsprop_step_body(int64_t n, T* __restrict p, const T* 
     const T gi = g[i];
     const T vi = c.alpha * v[i] + c.one_minus_alpha * (gi * gi);
     v[i] = vi;
-    p[i] = p[i] - (c.lr * gi) / (std::sqrt(vi) + c.eps);
+    p[i] = p[i] - (c.lr * gi) / (sqrt_of(vi) + c.eps);
   }
 }
 

@@ -1,7 +1,22 @@
 // Elementwise primitives with MLX's CPU semantics (mlx-semantics.md §0.5).
 #pragma once
 
+#include <cmath>
+
 namespace descent::kernels {
+
+// sqrt and |x| of float, double and the half types of common/half.h (found by ADL), so that one
+// kernel body serves every element type.
+template <class T>
+inline T sqrt_of(T x) {
+  using std::sqrt;
+  return sqrt(x);
+}
+template <class T>
+inline T abs_of(T x) {
+  using std::abs;
+  return abs(x);
+}
 
 // sign(NaN) = 0 and sign(-0) = +0, as MLX.
 template <class T>

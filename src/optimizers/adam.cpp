@@ -55,7 +55,7 @@ class Adam final : public ElementwiseRule<Adam> {
       const float bc1 = 1.0f - std::pow(static_cast<float>(b1_), t_f);
       const float bc2 = 1.0f - std::pow(static_cast<float>(b2_), t_f);
       // lr / bc1 is computed in promote(T, float32): float for float32, double for float64.
-      using Wide = decltype(T() + float());
+      using Wide = PromotedWithFloat<T>;
       c.step_scale = static_cast<T>(static_cast<Wide>(lr_t) / static_cast<Wide>(bc1));
       c.c2 = static_cast<T>(1.0f / std::sqrt(bc2));
     }

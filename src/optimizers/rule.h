@@ -9,10 +9,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "common/buffer.h"
 #include "common/dtype.h"
+#include "common/half.h"
 #include "common/shape.h"
 #include "config/hyperparameters.h"
 
@@ -39,7 +41,12 @@ struct TensorStep {
   // Elementwise rules only (Rule::elementwise()): param and grad point at element `offset` of
   // the tensor and numel counts from there; the slots are indexed from the same element.
   int64_t offset = 0;
+  std::size_t tensor = 0;  // the parameter's index in its optimizer (the optimizer's bookkeeping)
 };
+
+// MLX's promote(T, float32): float32 for float32 and the half types, float64 for float64.
+template <class T>
+using PromotedWithFloat = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 class Rule {
  public:
@@ -85,10 +92,18 @@ class ElementwiseRule : public Rule {
     return std::make_unique<Derived>(static_cast<const Derived&>(*this));
   }
   void apply(const StepContext& ctx, const TensorStep& t) noexcept override {
-    if (t.dtype == DType::Float32)
-      static_cast<Derived*>(this)->template step<float>(ctx, t);
-    else
-      static_cast<Derived*>(this)->template step<double>(ctx, t);
+    switch (t.dtype) {
+      case DType::Float32:
+        return static_cast<Derived*>(this)->template step<float>(ctx, t);
+      case DType::BFloat16:  // the "param" state precision: MLX's per-operation rounding
+        return static_cast<Derived*>(this)->template step<bfloat16>(ctx, t);
+      case DType::Float16:
+        return static_cast<Derived*>(this)->template step<float16>(ctx, t);
+      case DType::Float64:
+      case DType::UInt64:
+        break;
+    }
+    static_cast<Derived*>(this)->template step<double>(ctx, t);
   }
   bool elementwise() const override { return true; }
 

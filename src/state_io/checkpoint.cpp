@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "config/json_parse.h"
+#include "kernels/convert_kernel.h"
 #include "state_io/safetensors_format.h"
 
 namespace descent::state_io {
@@ -26,6 +27,10 @@ const ElementType& element_type_of(DType d) {
       return element_type_f64();
     case DType::UInt64:
       return element_type_u64();
+    case DType::BFloat16:
+      return *find_element_type("BF16");
+    case DType::Float16:
+      return *find_element_type("F16");
   }
   throw Error(DESCENT_ERR_INTERNAL, "state slot of an unknown dtype");
 }
@@ -224,6 +229,18 @@ void assign(Optimizer& work, const KeySet& known, const TensorView& t) {
                         "learning rate; save it as float32");
       values[i] = f;
     }
+    work.state_set(t.name, info.dtype, values.data(), values.size());
+    return;
+  }
+  // bfloat16/float16 values into a float32 slot widen exactly: MLX keeps the state of a
+  // half-precision parameter in its dtype, descent's default policy in float32.
+  if (info.dtype == DType::Float32 && !is_learning_rate_key(t.name) &&
+      (t.type == find_element_type("BF16") || t.type == find_element_type("F16"))) {
+    std::vector<uint16_t> half(static_cast<std::size_t>(t.numel));  // aligned copy
+    if (t.numel) std::memcpy(half.data(), t.data, half.size() * sizeof(uint16_t));
+    std::vector<float> values(half.size());
+    kernels::widen(t.type == find_element_type("BF16") ? DType::BFloat16 : DType::Float16,
+                   static_cast<int64_t>(t.numel), half.data(), values.data());
     work.state_set(t.name, info.dtype, values.data(), values.size());
     return;
   }
