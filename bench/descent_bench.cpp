@@ -11,11 +11,13 @@
 //            cores: a stand-in for DeepSpeed's CPU Adam (not available here)
 // and reports Gparam/s (best round; median in the JSON) and the ratios descent/stream and
 // descent/peer (from the best rounds and from the medians).
-// Then many small tensors: 10,000 tensors of 100 float32 (AdamW) through the flat buffer and
-// through indexed updates, against one tensor of 1,000,000.
+// Then half-precision parameters (bfloat16/float16 params and gradients, float32 state) against
+// float32 for AdamW, Lion and SGD, interleaved. Then many small tensors: 10,000 tensors of 100
+// float32 (AdamW) through the flat buffer and through indexed updates, against one tensor of
+// 1,000,000.
 //
 // usage: descent_bench [--json FILE] [--sizes 256K,4M,32M] [--kinds adamw,lion,...]
-//                      [--dtypes float32,float64] [--rounds N] [--quick]
+//                      [--dtypes float32,float64] [--half-sizes 4M,32M] [--rounds N] [--quick]
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -152,6 +154,7 @@ int main(int argc, char** argv) {
                                     "adam", "adamw",   "adamax",  "lion"};
   std::vector<std::string> dtypes = {"float32", "float64"};
   std::vector<std::string> sizes = {"256K", "4M", "32M"};
+  std::vector<std::string> half_sizes = {"4M", "32M"};
   int rounds = 5;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -172,12 +175,14 @@ int main(int argc, char** argv) {
       dtypes = split(next());
     else if (a == "--rounds")
       rounds = std::max(1, std::atoi(next().c_str()));
+    else if (a == "--half-sizes")
+      half_sizes = split(next());
     else if (a == "--quick")
-      sizes = {"256K", "4M"}, rounds = 3;
+      sizes = {"256K", "4M"}, half_sizes = {"4M"}, rounds = 3;
     else {
       std::fprintf(stderr,
                    "usage: %s [--json FILE] [--sizes 256K,4M,32M] [--kinds k,...] "
-                   "[--dtypes float32,float64] [--rounds N] [--quick]\n",
+                   "[--dtypes float32,float64] [--half-sizes 4M,32M] [--rounds N] [--quick]\n",
                    argv[0]);
       return 2;
     }
@@ -252,6 +257,74 @@ int main(int argc, char** argv) {
            << ", \"ratio_to_peer_median\": " << q.median / d.median << "}";
         first = false;
       }
+    }
+  }
+  js << "\n  ],\n";
+
+  // ---- half-precision parameters: bfloat16/float16 params and grads, float32 state ------------
+  // (state_precision "float32", the default). AdamW moves 22 bytes per parameter instead of
+  // float32's 28: at DRAM sizes the ratio to float32 is bounded by 28/22 = 1.27.
+  js << "  \"half\": [";
+  std::printf(
+      "\nhalf-precision parameters (float32 state), Gparam/s best (median), ratio to float32:\n");
+  bool first_half = true;
+  for (const auto& size_s : half_sizes) {
+    const int64_t n = parse_size(size_s);
+    const int iters = static_cast<int>(std::max<int64_t>(1, (int64_t{1} << 24) / n));
+    for (const std::string kind : {"adamw", "lion", "sgd"}) {
+      Aligned p32(n * 4), g32(n * 4), p16(n * 2), g16(n * 2), b16(n * 2), h16(n * 2);
+      fill(p32.ptr, false, n, 0.5, 0.25);
+      fill(g32.ptr, false, n, -0.01, 0.02);
+      for (int64_t i = 0; i < n; ++i) {  // bfloat16 by truncation, float16 by the library later
+        uint32_t u;
+        std::memcpy(&u, static_cast<float*>(p32.ptr) + i, 4);
+        static_cast<uint16_t*>(p16.ptr)[i] = static_cast<uint16_t>(u >> 16);
+        std::memcpy(&u, static_cast<float*>(g32.ptr) + i, 4);
+        static_cast<uint16_t*>(g16.ptr)[i] = static_cast<uint16_t>(u >> 16);
+        static_cast<uint16_t*>(h16.ptr)[i] = 0x3800;  // 0.5 in float16
+        static_cast<uint16_t*>(b16.ptr)[i] = 0x1E00;  // ~0.006 in float16
+      }
+      struct Run {
+        descent_dtype dtype;
+        void* p;
+        const void* g;
+        descent_optimizer* opt;
+      };
+      Run runs[3] = {{DESCENT_FLOAT32, p32.ptr, g32.ptr, make(kind)},
+                     {DESCENT_BFLOAT16, p16.ptr, g16.ptr, make(kind)},
+                     {DESCENT_FLOAT16, h16.ptr, b16.ptr, make(kind)}};
+      std::vector<double> t[3];
+      for (auto& r : runs)
+        check(descent_optimizer_add_parameter(r.opt, "w", r.dtype, 1, &n), r.opt, "add_parameter");
+      const size_t idx[] = {0};
+      for (int round = -1; round < rounds; ++round)
+        for (int k = 0; k < 3; ++k) {
+          void* params[] = {runs[k].p};
+          const void* grads[] = {runs[k].g};
+          const double sec = time_it(round < 0 ? 1 : iters, [&] {
+            check(descent_optimizer_update_indexed(runs[k].opt, 1, idx, nullptr, nullptr, params,
+                                                   grads),
+                  runs[k].opt, "half update");
+          });
+          if (round >= 0) t[k].push_back(sec);
+        }
+      for (auto& r : runs) descent_optimizer_free(r.opt);
+      const Stats f = stats(t[0]), bf = stats(t[1]), h = stats(t[2]);
+      std::printf(
+          "  %-6s %5s | float32 %.3f (%.3f) | bfloat16 %.3f (%.3f) ratio %.3f (%.3f) | float16 "
+          "%.3f (%.3f) ratio %.3f (%.3f)\n",
+          kind.c_str(), size_s.c_str(), n / f.best / 1e9, n / f.median / 1e9, n / bf.best / 1e9,
+          n / bf.median / 1e9, f.best / bf.best, f.median / bf.median, n / h.best / 1e9,
+          n / h.median / 1e9, f.best / h.best, f.median / h.median);
+      std::fflush(stdout);
+      js << (first_half ? "\n" : ",\n") << "    {\"kind\": \"" << kind << "\", \"params\": " << n
+         << ", \"gparams_per_s\": {\"float32\": " << n / f.best / 1e9
+         << ", \"bfloat16\": " << n / bf.best / 1e9 << ", \"float16\": " << n / h.best / 1e9
+         << "}, \"ratio_bfloat16\": " << f.best / bf.best
+         << ", \"ratio_bfloat16_median\": " << f.median / bf.median
+         << ", \"ratio_float16\": " << f.best / h.best
+         << ", \"ratio_float16_median\": " << f.median / h.median << "}";
+      first_half = false;
     }
   }
   js << "\n  ],\n";

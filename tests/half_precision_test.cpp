@@ -155,10 +155,10 @@ TEST_P(HalfPrecision, Float32AndMasterPoliciesFollowTheFloat32Optimizer) {
     Handle half(c.kind.c_str()), ref(c.kind.c_str());
     configure(half, c.kind, policy);
     configure(ref, c.kind, "float32");
-    DESCENT_ASSERT_OK(half, descent_optimizer_add_parameter(half, "w", c.format.dtype, 2,
-                                                            kShape.data()));
-    DESCENT_ASSERT_OK(ref, descent_optimizer_add_parameter(ref, "w", DESCENT_FLOAT32, 2,
-                                                           kShape.data()));
+    DESCENT_ASSERT_OK(half,
+                      descent_optimizer_add_parameter(half, "w", c.format.dtype, 2, kShape.data()));
+    DESCENT_ASSERT_OK(ref,
+                      descent_optimizer_add_parameter(ref, "w", DESCENT_FLOAT32, 2, kShape.data()));
     std::vector<uint16_t> p(kNumel), g(kNumel);
     std::vector<float> p32(kNumel), g32(kNumel);
     for (int64_t i = 0; i < kNumel; ++i) {
@@ -400,7 +400,8 @@ TEST(HalfPrecisionParam, MlxHalfStateLoadsIntoFloat32AndParamSlots) {
   Handle same = adam_on(kBf16, "adam", "param", 0.5);
   DESCENT_ASSERT_OK(same, descent_optimizer_load_from_buffer(same, file.data(), file.size()));
   std::vector<uint16_t> raw(4);
-  DESCENT_ASSERT_OK(same, descent_optimizer_state_get(same, "w.v", DESCENT_BFLOAT16, raw.data(), 4));
+  DESCENT_ASSERT_OK(same,
+                    descent_optimizer_state_get(same, "w.v", DESCENT_BFLOAT16, raw.data(), 4));
   EXPECT_EQ(raw, v);
   // A master-policy optimizer needs its master slots: the file lacks them.
   Handle master = adam_on(kBf16, "adam", "master", 0.5);
@@ -549,8 +550,8 @@ TEST(HalfPrecisionReference, RoundingModelMatchesKnownValues) {
   EXPECT_EQ(round_to(kF16, 1e-8), 0.0);
   EXPECT_EQ(round_to(kF16, 65519.0), 65504.0);
   EXPECT_EQ(round_to(kF16, 65520.0), INFINITY);
-  EXPECT_EQ(round_to(kF16, 0x1p-25), 0.0);           // a tie with 0: even
-  EXPECT_EQ(round_to(kF16, 0x1.8p-25), 0x1p-24);     // above the tie
+  EXPECT_EQ(round_to(kF16, 0x1p-25), 0.0);        // a tie with 0: even
+  EXPECT_EQ(round_to(kF16, 0x1.8p-25), 0x1p-24);  // above the tie
   EXPECT_EQ(encode(kBf16, 1.0), 0x3F80);
   EXPECT_EQ(encode(kF16, 1.0), 0x3C00);
   EXPECT_EQ(encode(kF16, 0x1p-24), 0x0001);

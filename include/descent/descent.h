@@ -76,7 +76,7 @@ typedef enum descent_status {
   DESCENT_ERR_IO = 12,               /* a file could not be read or written */
   DESCENT_ERR_CORRUPT = 13,          /* a state file or buffer is damaged or not descent's */
   DESCENT_ERR_OUT_OF_MEMORY = 14,
-  DESCENT_ERR_UNSUPPORTED = 15, /* valid request this build cannot do (e.g. a reserved dtype) */
+  DESCENT_ERR_UNSUPPORTED = 15, /* valid request this build cannot do */
   DESCENT_ERR_DUPLICATE = 16,   /* a name given twice */
   DESCENT_ERR_CALLBACK = 17,    /* a callback failed (returned a status that is not a
                                    descent_status of this header, or DESCENT_ERR_CALLBACK) */
@@ -85,12 +85,19 @@ typedef enum descent_status {
   DESCENT_STATUS_FORCE_32BIT = 0x7fffffff
 } descent_status;
 
-/* Element types. Values are frozen; bfloat16 and float16 are reserved for later releases. */
+/* Element types. Values are frozen. Parameters and gradients are float32, float64, bfloat16 or
+ * float16 (since 1.2); how the state of a half-precision parameter is kept is the hyperparameter
+ * "state_precision" of every kind: "float32" (default: float32 state and arithmetic, the parameter
+ * rounded once per step), "master" (plus a float32 master copy, slot "<param>.master") or "param"
+ * (MLX's behaviour: state in the parameter's dtype, every operation rounded to it). With
+ * "float32", "stochastic_rounding" (bool) and "rounding_seed" (int >= 0) round the parameter
+ * stochastically and reproducibly. The policy is fixed once the state is initialised
+ * (docs/precision.md). */
 typedef enum descent_dtype {
   DESCENT_FLOAT32 = 1,
   DESCENT_FLOAT64 = 2,
-  DESCENT_BFLOAT16 = 3,                  /* reserved: rejected with DESCENT_ERR_UNSUPPORTED */
-  DESCENT_FLOAT16 = 4,                   /* reserved: rejected with DESCENT_ERR_UNSUPPORTED */
+  DESCENT_BFLOAT16 = 3,
+  DESCENT_FLOAT16 = 4,
   DESCENT_UINT64 = 5,                    /* used by the "step" state slot only */
   DESCENT_DTYPE_FORCE_32BIT = 0x7fffffff /* not a dtype: keeps the enum 32 bits wide */
 } descent_dtype;
@@ -264,7 +271,9 @@ DESCENT_API descent_status descent_optimizer_update_flat(descent_optimizer* opt,
 
 /* ---- State -----------------------------------------------------------------------------------
  * Keys follow MLX's tree_flatten(optimizer.state): "step" (uint64, shape ()), "learning_rate"
- * (float32, shape ()) and "<param>.<slot>" (e.g. "w.m", "w.v") in the parameter's dtype.
+ * (float32, shape ()) and "<param>.<slot>" (e.g. "w.m", "w.v") in the parameter's dtype (for a
+ * bfloat16/float16 parameter: float32 unless state_precision is "param"; "<param>.master" is
+ * float32 and holds NaN until the parameter's first update seeds it).
  * Per-parameter slots exist once the state is initialised. Copying state in and then updating
  * continues exactly where that state came from. */
 DESCENT_API descent_status descent_optimizer_state_count(const descent_optimizer* opt, size_t* out);
@@ -334,7 +343,9 @@ DESCENT_API descent_status descent_schedule_value(const char* spec, double init_
  * MLX's clip_grad_norm over a set of tensors, in place: total = sqrt(sum of squares of every
  * element of every tensor) computed accurately (double accumulation), scale =
  * min(max_norm / (total + 1e-6), 1), every gradient multiplied by scale. *total_norm (may be
- * NULL) receives the norm before clipping. max_norm < 0 is DESCENT_ERR_OUT_OF_RANGE. */
+ * NULL) receives the norm before clipping. max_norm < 0 is DESCENT_ERR_OUT_OF_RANGE.
+ * bfloat16/float16 gradients are scaled like float32 ones (a float32 factor), each product
+ * computed in float32 and rounded once to the tensor's dtype. */
 DESCENT_API descent_status descent_clip_grad_norm(size_t count, const descent_dtype* dtypes,
                                                   const int64_t* numels, void* const* grads,
                                                   double max_norm, double* total_norm, char* error,

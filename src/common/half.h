@@ -45,8 +45,7 @@ inline float f16_to_float(uint16_t h) {
   const uint32_t normal = ((exp + 112u) << 23) | (mant << 13);
   const float sub = static_cast<float>(mant) * 0x1p-24f;  // exact: mant < 2^10
   const uint32_t special = 0x7F800000u | (mant << 13) | (mant ? 0x400000u : 0u);
-  const uint32_t magnitude =
-      exp == 0x1Fu ? special : (exp == 0 ? float_bits(sub) : normal);
+  const uint32_t magnitude = exp == 0x1Fu ? special : (exp == 0 ? float_bits(sub) : normal);
   return bits_float(sign | magnitude);
 }
 

@@ -17,11 +17,11 @@
 namespace descent {
 
 struct HalfTensorStep {
-  TensorStep t;         // dtype: the half dtype; param/grad at element t.offset of the slots
-  float* master;        // the master slot at element t.offset (master policy), else null
-  bool stochastic;      // round the parameter stochastically
+  TensorStep t;     // dtype: the half dtype; param/grad at element t.offset of the slots
+  float* master;    // the master slot at element t.offset (master policy), else null
+  bool stochastic;  // round the parameter stochastically
   kernels::RoundingKey key;
-  uint64_t first;       // the parameter-wide index of the element at t.param (stochastic draws)
+  uint64_t first;  // the parameter-wide index of the element at t.param (stochastic draws)
 };
 
 // An elementwise rule: the tensor goes through the rule in blocks that fit in L1, via stack
@@ -49,8 +49,8 @@ class HalfWorkspace {
 
  private:
   Buffer floats_;
-  std::vector<Buffer> views_;   // float32 views standing in for half slots
-  std::vector<Buffer*> ptrs_;   // what the rule gets as its slots
+  std::vector<Buffer> views_;  // float32 views standing in for half slots
+  std::vector<Buffer*> ptrs_;  // what the rule gets as its slots
 };
 
 }  // namespace descent

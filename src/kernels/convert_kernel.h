@@ -10,6 +10,10 @@
 #include "common/half.h"
 #include "kernels/isa.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 namespace descent::kernels {
 
 template <float (*ToFloat)(uint16_t)>
@@ -83,20 +87,46 @@ DESCENT_KERNEL_BODY void narrow_stochastic_body(int64_t n, const float* __restri
     out[i] = Round(in[i], random_bits(key, first + static_cast<uint64_t>(i)));
 }
 
+#if DESCENT_HAVE_ISA_CLONES
+// float16 on AVX2/AVX-512 machines: the F16C instructions (every AVX2 CPU has them) convert 8
+// values at once, rounding to nearest even with the same NaN rule as float_to_f16/f16_to_float
+// (quiet, sign and top payload bits kept); the tail goes through the scalar functions.
+// tests/internal/half_convert_test.cpp checks them against the scalar code.
+__attribute__((target("avx2,f16c"))) inline void widen_f16_f16c(int64_t n, const uint16_t* in,
+                                                                float* out) {
+  const int64_t body = n - n % 8;
+  for (int64_t i = 0; i < body; i += 8)
+    _mm256_storeu_ps(out + i,
+                     _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
+  for (int64_t i = body; i < n; ++i) out[i] = f16_to_float(in[i]);
+}
+__attribute__((target("avx2,f16c"))) inline void narrow_f16_f16c(int64_t n, const float* in,
+                                                                 uint16_t* out) {
+  const int64_t body = n - n % 8;
+  for (int64_t i = 0; i < body; i += 8)
+    _mm_storeu_si128(
+        reinterpret_cast<__m128i*>(out + i),
+        _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  for (int64_t i = body; i < n; ++i) out[i] = float_to_f16(in[i]);
+}
+#endif
+
 // Entry points: the dtype picks the format.
 inline void widen(DType dtype, int64_t n, const void* in, float* out) {
   const auto* h = static_cast<const uint16_t*>(in);
-  if (dtype == DType::BFloat16)
-    dispatch<&widen_body<&bf16_to_float>>(n, h, out);
-  else
-    dispatch<&widen_body<&f16_to_float>>(n, h, out);
+  if (dtype == DType::BFloat16) return dispatch<&widen_body<&bf16_to_float>>(n, h, out);
+#if DESCENT_HAVE_ISA_CLONES
+  if (active_isa() != Isa::Sse2) return widen_f16_f16c(n, h, out);
+#endif
+  dispatch<&widen_body<&f16_to_float>>(n, h, out);
 }
 inline void narrow(DType dtype, int64_t n, const float* in, void* out) {
   auto* h = static_cast<uint16_t*>(out);
-  if (dtype == DType::BFloat16)
-    dispatch<&narrow_body<&float_to_bf16>>(n, in, h);
-  else
-    dispatch<&narrow_body<&float_to_f16>>(n, in, h);
+  if (dtype == DType::BFloat16) return dispatch<&narrow_body<&float_to_bf16>>(n, in, h);
+#if DESCENT_HAVE_ISA_CLONES
+  if (active_isa() != Isa::Sse2) return narrow_f16_f16c(n, in, h);
+#endif
+  dispatch<&narrow_body<&float_to_f16>>(n, in, h);
 }
 inline void narrow_stochastic(DType dtype, int64_t n, const float* in, void* out, RoundingKey key,
                               uint64_t first) {

@@ -9,8 +9,10 @@ Isa best_isa() noexcept {
 #if DESCENT_HAVE_ISA_CLONES
   // libgcc's checks include the OS's support for the AVX / AVX-512 register state (XCR0).
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return Isa::Avx512;
-  if (__builtin_cpu_supports("avx2")) return Isa::Avx2;
+  // F16C comes with every AVX2 CPU; required here because the float16 conversions use it.
+  const bool f16c = __builtin_cpu_supports("f16c");
+  if (__builtin_cpu_supports("avx512f") && f16c) return Isa::Avx512;
+  if (__builtin_cpu_supports("avx2") && f16c) return Isa::Avx2;
 #endif
   return Isa::Sse2;
 }

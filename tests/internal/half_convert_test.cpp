@@ -23,10 +23,15 @@ struct Format {
   uint16_t (*stochastic)(float, uint32_t);
   DType dtype;
 };
-const Format kBf16{8, -126, 127, &float_to_bf16, &bf16_to_float, &kernels::float_to_bf16_stochastic,
+const Format kBf16{8,
+                   -126,
+                   127,
+                   &float_to_bf16,
+                   &bf16_to_float,
+                   &kernels::float_to_bf16_stochastic,
                    DType::BFloat16};
-const Format kF16{11, -14, 15, &float_to_f16, &f16_to_float, &kernels::float_to_f16_stochastic,
-                  DType::Float16};
+const Format kF16{
+    11, -14, 15, &float_to_f16, &f16_to_float, &kernels::float_to_f16_stochastic, DType::Float16};
 
 // The value of a 2-byte pattern, decoded with ldexp.
 double decode(const Format& f, uint16_t h) {
@@ -130,6 +135,21 @@ TEST_P(HalfConvert, ArrayKernelsMatchTheScalarFunctions) {
     else
       kernels::run_avx2<&kernels::narrow_body<&float_to_f16>>(n, in.data(), wide.data());
     ASSERT_EQ(wide, out) << "avx2";
+    if (f.dtype == DType::Float16) {  // the F16C path, both ways
+      std::vector<uint16_t> hw(in.size());
+      kernels::narrow_f16_f16c(n, in.data(), hw.data());
+      for (std::size_t i = 0; i < in.size(); ++i) ASSERT_EQ(hw[i], f.round(in[i])) << i;
+      std::vector<float> fw(in.size());
+      kernels::widen_f16_f16c(n, hw.data(), fw.data());
+      for (std::size_t i = 0; i < in.size(); ++i)
+        ASSERT_EQ(float_bits(fw[i]), float_bits(f.widen(hw[i]))) << i;
+      std::vector<uint16_t> all(0x10000);
+      for (uint32_t h = 0; h < 0x10000; ++h) all[h] = static_cast<uint16_t>(h);
+      std::vector<float> every(all.size());
+      kernels::widen_f16_f16c(0x10000, all.data(), every.data());
+      for (uint32_t h = 0; h < 0x10000; ++h)
+        ASSERT_EQ(float_bits(every[h]), float_bits(f16_to_float(static_cast<uint16_t>(h)))) << h;
+    }
   }
   if (kernels::best_isa() >= kernels::Isa::Avx512) {
     if (f.dtype == DType::BFloat16)
