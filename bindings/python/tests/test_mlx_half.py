@@ -16,6 +16,7 @@ a few units in the last place of the half dtype (see test_whole_tensor_kinds_clo
 import numpy as np
 import pytest
 
+pytest.importorskip("ml_dtypes")    # descent.bfloat16 as a numpy dtype with float conversions
 mx = pytest.importorskip("mlx.core")
 mlx_optim = pytest.importorskip("mlx.optimizers")
 from mlx.utils import tree_flatten as mlx_tree_flatten  # noqa: E402
