@@ -39,8 +39,8 @@ type DType uint32
 const (
 	Float32  DType = 1
 	Float64  DType = 2
-	BFloat16 DType = 3 // reserved by the library: rejected with StatusUnsupported
-	Float16  DType = 4 // reserved by the library: rejected with StatusUnsupported
+	BFloat16 DType = 3 // bfloat16: Go type BF16 (the bits)
+	Float16  DType = 4 // IEEE binary16: Go type F16 (the bits)
 	Uint64   DType = 5 // the "step" state slot only
 )
 

@@ -264,8 +264,8 @@ func TestErrorsChangeNothing(t *testing.T) {
 		t.Fatal("a failed call changed learning_rate:", lr)
 	}
 	wantErr(t, o.SetFloat("learning\x00rate", 1), StatusInvalidArgument, "NUL")
-	_, err = o.AddParameter("w", BFloat16, 2)
-	wantErr(t, err, StatusUnsupported)
+	_, err = o.AddParameter("w", Uint64, 2)
+	wantErr(t, err, StatusInvalidArgument, "dtype")
 	get(o.AddParameter("w", Float32, 2, 2)).of(t)
 	_, err = o.AddParameter("w", Float32, 2)
 	wantErr(t, err, StatusDuplicate, "w")

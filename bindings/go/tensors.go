@@ -7,15 +7,77 @@ import "C"
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"unsafe"
 )
 
 // Float is the element type of per-tensor parameters and gradients.
-type Float interface{ float32 | float64 }
+type Float interface{ float32 | float64 | BF16 | F16 }
 
 // Element is the element type of state slots (uint64 for "step").
-type Element interface{ float32 | float64 | uint64 }
+type Element interface {
+	float32 | float64 | BF16 | F16 | uint64
+}
+
+// BF16 is a bfloat16 value held as its bits (DType BFloat16). The library does the arithmetic;
+// how it keeps the state of a half-precision parameter is the "state_precision"
+// hyperparameter ("float32", "master" or "param").
+type BF16 uint16
+
+// F16 is an IEEE binary16 value held as its bits (DType Float16).
+type F16 uint16
+
+// Float32 widens h exactly.
+func (h BF16) Float32() float32 { return math.Float32frombits(uint32(h) << 16) }
+
+// BF16FromFloat32 rounds f to nearest even (every NaN becomes the quiet NaN 0x7FC0).
+func BF16FromFloat32(f float32) BF16 {
+	u := math.Float32bits(f)
+	if u&0x7FFFFFFF > 0x7F800000 {
+		return 0x7FC0
+	}
+	return BF16((u + 0x7FFF + ((u >> 16) & 1)) >> 16)
+}
+
+// Float32 widens h exactly.
+func (h F16) Float32() float32 {
+	sign := uint32(h&0x8000) << 16
+	exp := (uint32(h) >> 10) & 0x1F
+	mant := uint32(h) & 0x3FF
+	var mag uint32
+	switch exp {
+	case 0:
+		mag = math.Float32bits(float32(mant) * 0x1p-24) // exact
+	case 0x1F:
+		mag = 0x7F800000 | mant<<13
+		if mant != 0 {
+			mag |= 0x400000
+		}
+	default:
+		mag = (exp+112)<<23 | mant<<13
+	}
+	return math.Float32frombits(sign | mag)
+}
+
+// F16FromFloat32 rounds f to nearest even (subnormals, and overflow to infinity, included).
+func F16FromFloat32(f float32) F16 {
+	u := math.Float32bits(f)
+	sign := (u >> 16) & 0x8000
+	a := u & 0x7FFFFFFF
+	var r uint32
+	switch {
+	case a > 0x7F800000:
+		r = 0x7E00 | (a>>13)&0x3FF
+	case a >= 0x477FF000:
+		r = 0x7C00
+	case a < 0x38800000: // below 2^-14: the float32 addition rounds at 2^-24
+		r = math.Float32bits(math.Float32frombits(a)+0.5) - math.Float32bits(0.5)
+	default:
+		r = (a - 112<<23 + 0xFFF + (a>>13)&1) >> 13
+	}
+	return F16(sign | r)
+}
 
 func dtypeOf[T Element]() DType {
 	var z T
@@ -24,6 +86,10 @@ func dtypeOf[T Element]() DType {
 		return Float32
 	case float64:
 		return Float64
+	case BF16:
+		return BFloat16
+	case F16:
+		return Float16
 	default:
 		return Uint64
 	}
@@ -132,6 +198,24 @@ func (f *Flat) Float64s(i int) []float64 {
 		return []float64{}
 	}
 	return unsafe.Slice((*float64)(f.view(i, Float64)), n)
+}
+
+// BF16s is a view of parameter i, which must be bfloat16 (else it panics).
+func (f *Flat) BF16s(i int) []BF16 {
+	n := f.numels[i]
+	if n == 0 {
+		return []BF16{}
+	}
+	return unsafe.Slice((*BF16)(f.view(i, BFloat16)), n)
+}
+
+// F16s is a view of parameter i, which must be float16 (else it panics).
+func (f *Flat) F16s(i int) []F16 {
+	n := f.numels[i]
+	if n == 0 {
+		return []F16{}
+	}
+	return unsafe.Slice((*F16)(f.view(i, Float16)), n)
 }
 
 // UpdateFlat runs one step on every declared parameter: params and grads are two Flats of the

@@ -7,7 +7,7 @@ __precompile__(false)
 
 module Descent
 
-export DescentError, Optimizer, FlatBuffer, ParameterInfo, configure!, add_parameter!,
+export DescentError, Optimizer, FlatBuffer, ParameterInfo, BF16, configure!, add_parameter!,
        parameter_count, parameter_index, parameter_info, init!, update!, hyperparameters,
        hyperparameter_type, unset!, state_keys, state_info, state, state!, savestate,
        loadstate!, set_schedule!, clear_schedule!, schedule_value, add_group!, group_count,

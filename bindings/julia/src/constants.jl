@@ -55,16 +55,44 @@ status_name(status::Integer) = unsafe_string(descent_status_name(Cuint(status)))
 """
 dtype_name(dtype::Integer) = unsafe_string(descent_dtype_name(Cuint(dtype)))
 
+"""
+    BF16
+
+bfloat16 held as its 16 bits (`DESCENT_BFLOAT16`; Julia has `Float16` but no bfloat16). The
+library does the arithmetic; `BF16(x::Float32)` rounds to nearest even (a NaN becomes 0x7FC0),
+`Float32(b)` widens exactly, `reinterpret(UInt16, b)` gives the bits. How the state of a
+half-precision parameter is kept is the `state_precision` hyperparameter ("float32", "master",
+"param").
+"""
+primitive type BF16 16 end
+
+function BF16(x::Float32)
+    u = reinterpret(UInt32, x)
+    (u & 0x7fffffff) > 0x7f800000 && return reinterpret(BF16, 0x7fc0)
+    return reinterpret(BF16, ((u + 0x00007fff + ((u >> 16) & 0x1)) >> 16) % UInt16)
+end
+BF16(x::Real) = BF16(Float32(x))
+Base.Float32(b::BF16) = reinterpret(Float32, UInt32(reinterpret(UInt16, b)) << 16)
+Base.Float64(b::BF16) = Float64(Float32(b))
+Base.convert(::Type{BF16}, x::Real) = BF16(x)
+Base.convert(::Type{Float32}, b::BF16) = Float32(b)
+Base.zero(::Type{BF16}) = reinterpret(BF16, 0x0000)
+Base.show(io::IO, b::BF16) = print(io, "BF16(", Float32(b), ")")
+
 # Julia element type <-> descent_dtype.
 dtype_of(::Type{Float32}) = DESCENT_FLOAT32
 dtype_of(::Type{Float64}) = DESCENT_FLOAT64
+dtype_of(::Type{Float16}) = DESCENT_FLOAT16
+dtype_of(::Type{BF16}) = DESCENT_BFLOAT16
 dtype_of(::Type{UInt64}) = DESCENT_UINT64
-dtype_of(::Type{T}) where {T} =
-    throw(ArgumentError("descent has no dtype for element type $T (use Float32 or Float64)"))
+dtype_of(::Type{T}) where {T} = throw(ArgumentError(
+    "descent has no dtype for element type $T (use Float32, Float64, Float16 or Descent.BF16)"))
 
 function eltype_of(dtype::Cuint)
     dtype == DESCENT_FLOAT32 && return Float32
     dtype == DESCENT_FLOAT64 && return Float64
+    dtype == DESCENT_FLOAT16 && return Float16
+    dtype == DESCENT_BFLOAT16 && return BF16
     dtype == DESCENT_UINT64 && return UInt64
     throw(ArgumentError("dtype $(dtype) ($(dtype_name(dtype))) has no Julia element type here"))
 end

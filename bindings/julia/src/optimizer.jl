@@ -9,7 +9,7 @@ end
     ParameterInfo(name, eltype, dims)
 
 A declared parameter as the library holds it (see `parameter_info`): its `name`, `eltype`
-(Float32 or Float64) and `dims`, the Julia (column-major) dimensions, i.e. the declared shape
+(Float32, Float64, Float16 or BF16) and `dims`, the Julia (column-major) dimensions, i.e. the declared shape
 reversed (see `add_parameter!`).
 """
 struct ParameterInfo
@@ -305,7 +305,7 @@ _config_json(x) = _json(x)
     add_parameter!(opt, name, T, dims...) -> Int
     add_parameter!(opt, name, array) -> Int
 
-Declares a parameter of element type `T` (Float32 or Float64) and Julia dimensions `dims`
+Declares a parameter of element type `T` (Float32, Float64, Float16 or BF16) and Julia dimensions `dims`
 (column-major), and returns its 1-based index. descent reads shapes row-major, so the shape is
 declared reversed: a Julia `m×n` matrix is declared `[n, m]`, its memory is exactly what descent
 expects, and shape-aware kinds see its transpose (README.md, "Column-major arrays").
@@ -405,8 +405,8 @@ function _array_pointer(a, what)
     a isa AbstractArray ||
         throw(ArgumentError("$what is a $(typeof(a)), not an array"))
     T = eltype(a)
-    (T === Float32 || T === Float64) ||
-        throw(ArgumentError("$what has element type $T; descent updates Float32 and Float64 arrays"))
+    (T === Float32 || T === Float64 || T === Float16 || T === BF16) || throw(ArgumentError(
+        "$what has element type $T; descent updates Float32, Float64, Float16 and BF16 arrays"))
     _is_contiguous(a) ||
         throw(ArgumentError("$what is not contiguous in memory (pass an Array or a contiguous view)"))
     return Ptr{Cvoid}(pointer(a))
@@ -456,7 +456,7 @@ end
     update!(opt, params::FlatBuffer, grads::FlatBuffer)
 
 One optimizer step: the step counter advances once and each given parameter array is updated in
-place from its gradient. Arrays must be contiguous Float32/Float64 arrays with the declared
+place from its gradient. Arrays must be contiguous Float32/Float64/Float16/BF16 arrays with the declared
 element type and Julia dimensions (a vector of the right length is also accepted). On error
 nothing changes.
 """

@@ -349,4 +349,53 @@ end
     @test true
 end
 
+@testset "half precision: Float16 and BF16 parameters" begin
+    # BF16 conversions: round to nearest even; MLX's beta2 0.999 is 1.0 in bfloat16
+    @test reinterpret(UInt16, BF16(1f0)) == 0x3f80
+    @test reinterpret(UInt16, BF16(reinterpret(Float32, 0x3f808000))) == 0x3f80
+    @test reinterpret(UInt16, BF16(reinterpret(Float32, 0x3f818000))) == 0x3f82
+    @test reinterpret(UInt16, BF16(0.999f0)) == 0x3f80
+    @test all(b -> isnan(Float32(b)) || BF16(Float32(b)) === b, reinterpret.(BF16, 0x0000:0xffff))
+    # float32 policy (the default): one Adam step = the Float32 step on the widened values,
+    # rounded once (Julia's own Float16 rounding and BF16 above give the expected bits)
+    for T in (Float16, BF16)
+        p0 = Float32[0.5 -1.25 3; 0.0078125 -2.5 1]
+        g0 = Float32[0.125 -2 0; 0.0009765625 0.75 -0.375]
+        o32 = Optimizer("adam"; learning_rate=0.01, bias_correction=true)
+        oh = Optimizer("adam"; learning_rate=0.01, bias_correction=true)
+        add_parameter!(o32, "w", Float32, 2, 3)
+        add_parameter!(oh, "w", T, 2, 3)
+        p32, ph, gh = copy(p0), T.(p0), T.(g0)
+        @test Float32.(ph) == p0
+        for _ in 1:3
+            update!(o32, 1, p32, g0)
+            update!(oh, 1, ph, gh)
+            @test reinterpret.(UInt16, ph) == reinterpret.(UInt16, T.(p32))
+            @test state(oh, "w.v") == state(o32, "w.v")          # Float32 state
+            p32 .= Float32.(ph)
+        end
+        @test Float32.(ph) != p0
+        @test parameter_info(oh, 1).eltype == T
+        # "param": state in the parameter's dtype; SGD momentum from v = 0: v = g,
+        # p = 1 - 0.5 g (exact)
+        o = Optimizer("sgd"; learning_rate=0.5, momentum=0.9, state_precision="param")
+        add_parameter!(o, "w", T, 2)
+        p = T.(Float32[1, 1])
+        g = T.(Float32[0.25, -0.25])
+        update!(o, 1, p, g)
+        @test Float32.(p) == Float32[0.875, 1.125]
+        @test state_info(o, "w.v") == (T, (2,))
+        @test reinterpret.(UInt16, state(o, "w.v")) == reinterpret.(UInt16, g)
+        # a gradient of the other half type: refused, nothing changed
+        other = T === Float16 ? BF16 : Float16
+        e = try
+            update!(o, 1, other.(Float32[1, 1]), other.(Float32[1, 1])); nothing
+        catch x
+            x
+        end
+        @test e isa DescentError && e.status == D.DESCENT_ERR_DTYPE_MISMATCH
+        @test state(o, "step") == UInt64(1) && Float32.(p) == Float32[0.875, 1.125]
+    end
+end
+
 end

@@ -7,7 +7,7 @@
 from . import schedules
 from ._core import (AdaDelta, Adafactor, Adagrad, Adam, Adamax, AdamW, Lion, MultiOptimizer, Muon,
                     Optimizer, RMSprop, SGD, clip_grad_norm, get_num_threads, muon_adamw,
-                    set_num_threads, tree_flatten)
+                    set_num_threads, tree_flatten, bfloat16, bfloat16_bits)
 from ._errors import DescentError
 from ._lib import kind_names
 
@@ -20,4 +20,4 @@ kinds = kind_names()
 __all__ = ["AdaDelta", "Adafactor", "Adagrad", "Adam", "Adamax", "AdamW", "Lion",
            "MultiOptimizer", "Muon", "Optimizer", "RMSprop", "SGD", "clip_grad_norm",
            "muon_adamw", "tree_flatten", "set_num_threads", "get_num_threads", "schedules",
-           "DescentError", "kinds", "library_path"]
+           "DescentError", "kinds", "library_path", "bfloat16", "bfloat16_bits"]

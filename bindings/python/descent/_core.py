@@ -15,8 +15,22 @@ from ._errors import DescentError
 from .schedules import Schedule
 
 _C = _lib.lib
-_DTYPES = {np.dtype(np.float32): _lib.FLOAT32, np.dtype(np.float64): _lib.FLOAT64}
-_NP_OF = {_lib.FLOAT32: np.float32, _lib.FLOAT64: np.float64, _lib.UINT64: np.uint64}
+# bfloat16: numpy has no such dtype. `bfloat16_bits` is a zero-dependency stand-in, a one-field
+# structured dtype over the raw uint16 bits (`a.view(descent.bfloat16_bits)` marks a uint16 array
+# as bfloat16; `.view(np.uint16)` reads the bits back). With ml_dtypes installed, its bfloat16 is
+# accepted too and is what `descent.bfloat16` names (and what the state comes back as).
+bfloat16_bits = np.dtype([("bfloat16", "<u2")])
+try:
+    import ml_dtypes as _ml_dtypes
+    bfloat16 = np.dtype(_ml_dtypes.bfloat16)
+except ImportError:  # pragma: no cover - depends on the environment
+    bfloat16 = bfloat16_bits
+_DTYPES = {np.dtype(np.float32): _lib.FLOAT32, np.dtype(np.float64): _lib.FLOAT64,
+           np.dtype(np.float16): _lib.FLOAT16, bfloat16_bits: _lib.BFLOAT16,
+           bfloat16: _lib.BFLOAT16}
+_NP_OF = {_lib.FLOAT32: np.float32, _lib.FLOAT64: np.float64, _lib.UINT64: np.uint64,
+          _lib.FLOAT16: np.float16, _lib.BFLOAT16: bfloat16}
+_SUPPORTED = "float32, float64, float16 or bfloat16"
 
 # Exceptions raised by Python callbacks, per OS thread. Callbacks run synchronously on the thread
 # that made the C call, so the trampoline parks the exception here, returns DESCENT_ERR_CALLBACK,
@@ -135,7 +149,7 @@ def _check_param(name, p):
     if p.dtype not in _DTYPES:
         raise DescentError(_lib.ERR_DTYPE_MISMATCH,
                            f"parameter '{name}': dtype {p.dtype} is not supported "
-                           "(float32 or float64)")
+                           f"({_SUPPORTED})")
     if not p.flags.c_contiguous:
         raise DescentError(_lib.ERR_INVALID_ARGUMENT,
                            f"parameter '{name}': the array is not C-contiguous (updates happen "
@@ -451,7 +465,7 @@ class Optimizer:
                 raise DescentError(_lib.ERR_SHAPE_MISMATCH if shape != p.shape
                                    else _lib.ERR_DTYPE_MISMATCH,
                                    f"parameter '{n}': {p.dtype} {p.shape} given, declared "
-                                   f"{_NP_OF[code].__name__} {shape}")
+                                   f"{np.dtype(_NP_OF[code])} {shape}")
             indices.append(idx)
             dtypes.append(code)
             numels.append(p.size)
@@ -567,6 +581,8 @@ class Optimizer:
                     raise DescentError(_lib.ERR_UNSUPPORTED, f"state '{key}': unknown dtype")
                 want = np.dtype(_NP_OF[dt.value])
                 a = np.asarray(v)
+                if a.dtype != want and _DTYPES.get(a.dtype) == dt.value == _lib.BFLOAT16:
+                    a = a.view(want)       # the other bfloat16 representation: same bits
                 if a.dtype != want:
                     if a.ndim == 0 and key in ("step", "learning_rate"):
                         a = a.astype(want)
@@ -879,7 +895,7 @@ def clip_grad_norm(grads, max_norm):
     for name, g in leaves:
         if not isinstance(g, np.ndarray) or g.dtype not in _DTYPES:
             raise DescentError(_lib.ERR_INVALID_ARGUMENT,
-                               f"gradient '{name}': expected a float32 or float64 numpy array, "
+                               f"gradient '{name}': expected a {_SUPPORTED} numpy array, "
                                f"got {_describe(g)}")
         if not g.flags.c_contiguous or not g.flags.writeable:
             raise DescentError(_lib.ERR_INVALID_ARGUMENT,

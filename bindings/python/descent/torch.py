@@ -1,4 +1,6 @@
-"""descent.torch: libdescent as a torch.optim.Optimizer, zero-copy, for CPU float32/float64.
+"""descent.torch: libdescent as a torch.optim.Optimizer, zero-copy, for CPU float32, float64,
+bfloat16 and float16 tensors (half precision: `state_precision="float32"` (default), "master" or
+"param", as every descent optimizer; docs/precision.md).
 
     import descent.torch
     opt = descent.torch.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
@@ -30,8 +32,17 @@ from ._errors import DescentError
 from .schedules import Schedule
 
 _C = _lib.lib
-_CODES = {torch.float32: _lib.FLOAT32, torch.float64: _lib.FLOAT64}
+_CODES = {torch.float32: _lib.FLOAT32, torch.float64: _lib.FLOAT64,
+          torch.bfloat16: _lib.BFLOAT16, torch.float16: _lib.FLOAT16}
 _RESERVED = ("params", "lr", "learning_rate", "kind", "names")
+
+
+def _as_numpy(t):
+    """A numpy view of a CPU tensor's storage (torch.bfloat16, which numpy lacks, as
+    descent.bfloat16 over the same bits)."""
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(_core.bfloat16)
+    return t.numpy()
 
 
 def _split_named(params):
@@ -135,7 +146,7 @@ class DescentOptimizer(torch.optim.Optimizer):
                 offset += n
             opt = MultiOptimizer(subs, filters)
         for n, p in zip(names, self._params):
-            opt._declare(n, p.detach().numpy())
+            opt._declare(n, _as_numpy(p.detach()))
         opt._arrays = {}
         self._opt = opt
         self._group_handles = (opt.optimizers if isinstance(opt, MultiOptimizer) else [opt])
@@ -156,7 +167,7 @@ class DescentOptimizer(torch.optim.Optimizer):
         if p.dtype not in _CODES:
             raise DescentError(_lib.ERR_DTYPE_MISMATCH,
                                f"parameter '{name}': dtype {p.dtype} is not supported "
-                               "(float32 or float64)")
+                               "(float32, float64, bfloat16 or float16)")
         if not p.is_contiguous():
             raise DescentError(_lib.ERR_INVALID_ARGUMENT,
                                f"parameter '{name}': not contiguous (descent updates in place)")

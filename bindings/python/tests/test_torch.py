@@ -180,8 +180,8 @@ def test_bad_tensors_refused_and_nothing_changes():
     with pytest.raises(DescentError, match="contiguous"):
         opt.step()
     assert all(torch.equal(a, b) for a, b in zip(before, m.parameters()))
-    with pytest.raises(DescentError, match="float16"):
-        dt.SGD([torch.zeros(3, dtype=torch.float16, requires_grad=True)], lr=0.1).step()
+    with pytest.raises(DescentError, match="complex64"):
+        dt.SGD([torch.zeros(3, dtype=torch.complex64, requires_grad=True)], lr=0.1).step()
     with pytest.raises(DescentError) as e:
         dt.DescentOptimizer(m.parameters(), "adamz")
     assert e.value.status == 3

@@ -12,7 +12,7 @@ use crate::{sys, Float};
 pub struct FlatEntry {
     /// Byte offset from the start of the buffer (a multiple of [`sys::DESCENT_FLAT_ALIGNMENT`]).
     pub offset: usize,
-    /// The parameter's dtype (`sys::DESCENT_FLOAT32` or `sys::DESCENT_FLOAT64`).
+    /// The parameter's dtype (`sys::DESCENT_FLOAT32`, `FLOAT64`, `BFLOAT16` or `FLOAT16`).
     pub dtype: u32,
     /// The parameter's number of elements.
     pub numel: usize,

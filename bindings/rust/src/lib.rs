@@ -138,16 +138,18 @@ mod sealed {
     impl Sealed for f32 {}
     impl Sealed for f64 {}
     impl Sealed for u64 {}
+    impl Sealed for super::Bf16 {}
+    impl Sealed for super::F16 {}
 }
 
-/// An element type the library stores: `f32`, `f64` (parameters and their state) and `u64`
-/// (the `"step"` state slot).
+/// An element type the library stores: `f32`, `f64`, [`Bf16`], [`F16`] (parameters and their
+/// state) and `u64` (the `"step"` state slot).
 pub trait Element: sealed::Sealed + Copy + Default + Send + Sync + 'static {
     /// The `descent_dtype` of this type.
     const DTYPE: u32;
 }
 
-/// A parameter element type: `f32` or `f64`.
+/// A parameter element type: `f32`, `f64`, [`Bf16`] or [`F16`].
 pub trait Float: Element {}
 
 impl Element for f32 {
@@ -161,6 +163,75 @@ impl Element for u64 {
 }
 impl Float for f32 {}
 impl Float for f64 {}
+impl Element for Bf16 {
+    const DTYPE: u32 = sys::DESCENT_BFLOAT16;
+}
+impl Element for F16 {
+    const DTYPE: u32 = sys::DESCENT_FLOAT16;
+}
+impl Float for Bf16 {}
+impl Float for F16 {}
+
+/// A bfloat16 value, stored as its bits (`DESCENT_BFLOAT16`). The library does the arithmetic;
+/// this type only carries the bits, with exact widening and round-to-nearest-even narrowing.
+/// How the state of a half-precision parameter is kept is the `state_precision`
+/// hyperparameter (`"float32"`, `"master"` or `"param"`).
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Bf16(pub u16);
+
+impl Bf16 {
+    /// The value as an `f32` (exact).
+    pub fn to_f32(self) -> f32 {
+        f32::from_bits(u32::from(self.0) << 16)
+    }
+    /// `f` rounded to nearest even (every NaN becomes the quiet NaN 0x7FC0).
+    pub fn from_f32(f: f32) -> Self {
+        let u = f.to_bits();
+        if u & 0x7FFF_FFFF > 0x7F80_0000 {
+            return Bf16(0x7FC0);
+        }
+        Bf16(((u + 0x7FFF + ((u >> 16) & 1)) >> 16) as u16)
+    }
+}
+
+/// An IEEE binary16 value, stored as its bits (`DESCENT_FLOAT16`); see [`Bf16`].
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct F16(pub u16);
+
+impl F16 {
+    /// The value as an `f32` (exact).
+    pub fn to_f32(self) -> f32 {
+        let h = u32::from(self.0);
+        let sign = (h & 0x8000) << 16;
+        let exp = (h >> 10) & 0x1F;
+        let mant = h & 0x3FF;
+        let magnitude = match exp {
+            0 => (mant as f32 * f32::from_bits(0x3380_0000)).to_bits(), // mant * 2^-24, exact
+            0x1F => 0x7F80_0000 | (mant << 13) | if mant != 0 { 0x40_0000 } else { 0 },
+            _ => ((exp + 112) << 23) | (mant << 13),
+        };
+        f32::from_bits(sign | magnitude)
+    }
+    /// `f` rounded to nearest even (subnormals and overflow to infinity included).
+    pub fn from_f32(f: f32) -> Self {
+        let u = f.to_bits();
+        let sign = (u >> 16) & 0x8000;
+        let a = u & 0x7FFF_FFFF;
+        let r = if a > 0x7F80_0000 {
+            0x7E00 | ((a >> 13) & 0x3FF)
+        } else if a >= 0x477F_F000 {
+            0x7C00
+        } else if a < 0x3880_0000 {
+            // below 2^-14: adding 0.5 makes the f32 addition round at 2^-24
+            (f32::from_bits(a) + 0.5).to_bits() - 0.5f32.to_bits()
+        } else {
+            (a - (112 << 23) + 0xFFF + ((a >> 13) & 1)) >> 13
+        };
+        F16((sign | r) as u16)
+    }
+}
 
 // ---- Values --------------------------------------------------------------------------------
 
@@ -205,7 +276,7 @@ impl StateInfo {
 pub struct ParameterInfo {
     /// The name (an MLX `tree_flatten` path).
     pub name: String,
-    /// The dtype (`sys::DESCENT_FLOAT32` or `sys::DESCENT_FLOAT64`).
+    /// The dtype (`sys::DESCENT_FLOAT32`, `FLOAT64`, `BFLOAT16` or `FLOAT16`).
     pub dtype: u32,
     /// The dimensions (empty for a scalar).
     pub shape: Vec<i64>,
@@ -661,8 +732,8 @@ impl Optimizer {
         self.add_parameter_dtype(name, T::DTYPE, shape)
     }
 
-    /// Declares a parameter with a raw dtype code (the library rejects all but float32/float64);
-    /// returns its index.
+    /// Declares a parameter with a raw dtype code (`sys::DESCENT_FLOAT32`, `FLOAT64`, `BFLOAT16`
+    /// or `FLOAT16`; the library rejects any other); returns its index.
     pub fn add_parameter_dtype(&mut self, name: &str, dtype: u32, shape: &[i64]) -> Result<usize> {
         let cname = cstring("parameter name", name)?;
         // SAFETY: shape is valid for shape.len() reads.

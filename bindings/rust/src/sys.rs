@@ -59,9 +59,9 @@ pub const DESCENT_ERR_INTERNAL: descent_status = 99;
 pub const DESCENT_FLOAT32: descent_dtype = 1;
 /// 64-bit IEEE float.
 pub const DESCENT_FLOAT64: descent_dtype = 2;
-/// Reserved: rejected with `DESCENT_ERR_UNSUPPORTED`.
+/// bfloat16 (parameters, gradients and state).
 pub const DESCENT_BFLOAT16: descent_dtype = 3;
-/// Reserved: rejected with `DESCENT_ERR_UNSUPPORTED`.
+/// IEEE binary16 (parameters, gradients and state).
 pub const DESCENT_FLOAT16: descent_dtype = 4;
 /// Unsigned 64-bit integer, used by the "step" state slot only.
 pub const DESCENT_UINT64: descent_dtype = 5;

@@ -69,7 +69,11 @@ fn unknown_kind_is_an_error_with_the_callers_message() {
 fn typed_hyperparameters_round_trip() {
     let mut adam = Optimizer::new("adam").unwrap();
     let names = adam.hyperparameter_names().unwrap();
-    assert_eq!(names, ["learning_rate", "betas", "eps", "bias_correction"]);
+    assert_eq!(
+        names,
+        ["learning_rate", "betas", "eps", "bias_correction", "state_precision", "stochastic_rounding", "rounding_seed"]
+    );
+    assert_eq!(adam.hyperparameter("state_precision").unwrap(), Value::Str("float32".into()));
     assert_eq!(adam.hyperparameter("learning_rate").unwrap(), Value::None);
     adam.set_f64("learning_rate", 0.1).unwrap();
     // Held as float32, widened back.
@@ -294,8 +298,8 @@ fn bad_updates_change_nothing() {
     // Bad declarations.
     let e = opt.add_parameter::<f32>("w", &[1]).unwrap_err();
     assert_eq!(e.status(), sys::DESCENT_ERR_DUPLICATE);
-    let e = opt.add_parameter_dtype("h", sys::DESCENT_BFLOAT16, &[1]).unwrap_err();
-    assert_eq!(e.status(), sys::DESCENT_ERR_UNSUPPORTED);
+    let e = opt.add_parameter_dtype("h", sys::DESCENT_UINT64, &[1]).unwrap_err();
+    assert_eq!(e.status(), sys::DESCENT_ERR_INVALID_ARGUMENT);
     let e = opt.add_parameter::<f32>("neg", &[-1]).unwrap_err();
     assert_eq!(e.status(), sys::DESCENT_ERR_INVALID_ARGUMENT);
     assert_eq!(opt.parameters().unwrap().len(), 1);
@@ -758,5 +762,102 @@ fn errors_on_many_threads_stay_with_their_call() {
         .collect();
     for t in threads {
         t.join().unwrap();
+    }
+}
+
+// ---- half precision (bfloat16, float16)
+
+/// One Adam step on half-precision parameters under the default "float32" state precision
+/// equals the float32 step on the widened values, rounded once to the half type: the expected
+/// bits come from an f32 optimizer run through the same binding, rounded by `from_f32` here.
+fn half_adam_matches_rounded_f32<T: descent::Float + std::fmt::Debug + PartialEq>(
+    widen: fn(T) -> f32,
+    narrow: fn(f32) -> T,
+    dtype: u32,
+) {
+    // values exact in both half types
+    let p0: Vec<f32> = vec![0.5, -1.25, 3.0, 0.0078125, -2.5, 1.0];
+    let g0: Vec<f32> = vec![0.125, -2.0, 0.0, 0.0009765625, 0.75, -0.375];
+    let mut p32 = p0.clone();
+    let mut ph: Vec<T> = p0.iter().map(|&x| narrow(x)).collect();
+    let gh: Vec<T> = g0.iter().map(|&x| narrow(x)).collect();
+    assert_eq!(ph.iter().map(|&x| widen(x)).collect::<Vec<_>>(), p0, "inputs exact");
+    let mut o32 = Optimizer::new("adam").unwrap();
+    let mut oh = Optimizer::new("adam").unwrap();
+    for (o, dt) in [(&mut o32, sys::DESCENT_FLOAT32), (&mut oh, dtype)] {
+        o.set_f64("learning_rate", 0.01).unwrap();
+        o.set_bool("bias_correction", true).unwrap();
+        o.add_parameter_dtype("w", dt, &[2, 3]).unwrap();
+    }
+    for _ in 0..3 {
+        o32.update_all(&mut [&mut p32], &[&g0]).unwrap();
+        oh.update_all(&mut [&mut ph], &[&gh]).unwrap();
+        let want: Vec<T> = p32.iter().map(|&x| narrow(x)).collect();
+        assert_eq!(ph, want);
+        // float32 policy: float32 state, equal to the float32 run's
+        assert_eq!(oh.state_info("w.m").unwrap().dtype, sys::DESCENT_FLOAT32);
+        assert_eq!(oh.state_get::<f32>("w.v").unwrap(), o32.state_get::<f32>("w.v").unwrap());
+        // the parameter really moved (the comparison can fail)
+        assert_ne!(ph.iter().map(|&x| widen(x)).collect::<Vec<_>>(), p0);
+        p32 = ph.iter().map(|&x| widen(x)).collect(); // the next f32 step starts from the rounding
+    }
+    assert_eq!(oh.parameter(0).unwrap().dtype, dtype);
+}
+
+#[test]
+fn bf16_adam_step_is_the_rounded_f32_step() {
+    half_adam_matches_rounded_f32(descent::Bf16::to_f32, descent::Bf16::from_f32, sys::DESCENT_BFLOAT16);
+}
+
+#[test]
+fn f16_adam_step_is_the_rounded_f32_step() {
+    half_adam_matches_rounded_f32(descent::F16::to_f32, descent::F16::from_f32, sys::DESCENT_FLOAT16);
+}
+
+#[test]
+fn half_state_under_param_policy_and_dtype_mismatch() {
+    // "param": state in the parameter's dtype. One SGD-with-momentum step from v = 0:
+    // v = bf16(0.9)*0 + g = g; p = p - bf16(0.5)*g = 1 - 0.5*0.25 = 0.875 (all exact).
+    let mut o = Optimizer::new("sgd").unwrap();
+    o.set_f64("learning_rate", 0.5).unwrap();
+    o.set_f64("momentum", 0.9).unwrap();
+    o.set_str("state_precision", "param").unwrap();
+    o.add_parameter::<descent::Bf16>("w", &[2]).unwrap();
+    let mut p = [descent::Bf16::from_f32(1.0); 2];
+    let g = [descent::Bf16::from_f32(0.25), descent::Bf16::from_f32(-0.25)];
+    o.update_all(&mut [&mut p], &[&g]).unwrap();
+    assert_eq!(p, [descent::Bf16::from_f32(0.875), descent::Bf16::from_f32(1.125)]);
+    assert_eq!(o.state_info("w.v").unwrap().dtype, sys::DESCENT_BFLOAT16);
+    assert_eq!(o.state_get::<descent::Bf16>("w.v").unwrap(), g.to_vec());
+    // a float16 gradient for a bfloat16 parameter: refused, nothing changed
+    let gf = [descent::F16::from_f32(0.25); 2];
+    let mut pf = [descent::F16::from_f32(1.0); 2];
+    let err = o.update_all(&mut [&mut pf], &[&gf]).unwrap_err();
+    assert_eq!(err.status(), sys::DESCENT_ERR_DTYPE_MISMATCH);
+    assert_eq!(step_of(&o), 1);
+}
+
+#[test]
+fn half_conversions_round_to_nearest_even() {
+    use descent::{Bf16, F16};
+    assert_eq!(Bf16::from_f32(1.0).0, 0x3F80);
+    assert_eq!(Bf16::from_f32(f32::from_bits(0x3F80_8000)).0, 0x3F80); // tie to even
+    assert_eq!(Bf16::from_f32(f32::from_bits(0x3F81_8000)).0, 0x3F82); // tie to even (up)
+    assert_eq!(Bf16::from_f32(0.999).0, 0x3F80); // MLX's beta2 = 0.999 becomes 1.0
+    assert_eq!(F16::from_f32(1e-8).0, 0); // MLX's eps = 1e-8 becomes 0
+    assert_eq!(F16::from_f32(65520.0).0, 0x7C00); // overflow to infinity
+    assert_eq!(F16::from_f32(5.960_464_5e-8).0, 1); // the smallest subnormal
+    assert_eq!(F16(0x0001).to_f32(), 5.960_464_5e-8);
+    assert_eq!(F16(0x3C00).to_f32(), 1.0);
+    assert!(F16(0x7E00).to_f32().is_nan());
+    for bits in 0..=0xFFFFu16 {
+        let f = F16(bits);
+        if !f.to_f32().is_nan() {
+            assert_eq!(F16::from_f32(f.to_f32()), f);
+        }
+        let b = Bf16(bits);
+        if !b.to_f32().is_nan() {
+            assert_eq!(Bf16::from_f32(b.to_f32()), b);
+        }
     }
 }
