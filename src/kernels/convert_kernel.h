@@ -109,23 +109,54 @@ __attribute__((target("avx2,f16c"))) inline void narrow_f16_f16c(int64_t n, cons
         _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   for (int64_t i = body; i < n; ++i) out[i] = float_to_f16(in[i]);
 }
+// bfloat16 with AVX2 integer operations (the compiler's AVX-512F clone lacks 16-bit vector
+// operations): the same rounding and NaN rule as float_to_bf16/bf16_to_float.
+__attribute__((target("avx2"))) inline void widen_bf16_avx2(int64_t n, const uint16_t* in,
+                                                            float* out) {
+  const int64_t body = n - n % 8;
+  for (int64_t i = 0; i < body; i += 8) {
+    const __m256i h =
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i)));
+    _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(h, 16)));
+  }
+  for (int64_t i = body; i < n; ++i) out[i] = bf16_to_float(in[i]);
+}
+__attribute__((target("avx2"))) inline void narrow_bf16_avx2(int64_t n, const float* in,
+                                                             uint16_t* out) {
+  const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7FFF);
+  const __m256i nan = _mm256_set1_epi32(0x7FC0);
+  const int64_t body = n - n % 8;
+  for (int64_t i = 0; i < body; i += 8) {
+    const __m256 x = _mm256_loadu_ps(in + i);
+    const __m256i u = _mm256_castps_si256(x);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, bias), lsb), 16);
+    r = _mm256_blendv_epi8(r, nan, _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)));
+    // 8 x 32 -> 8 x 16 (every value fits): pack within lanes, then bring the halves together.
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0xD8);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_castsi256_si128(packed));
+  }
+  for (int64_t i = body; i < n; ++i) out[i] = float_to_bf16(in[i]);
+}
 #endif
 
 // Entry points: the dtype picks the format.
 inline void widen(DType dtype, int64_t n, const void* in, float* out) {
   const auto* h = static_cast<const uint16_t*>(in);
-  if (dtype == DType::BFloat16) return dispatch<&widen_body<&bf16_to_float>>(n, h, out);
 #if DESCENT_HAVE_ISA_CLONES
-  if (active_isa() != Isa::Sse2) return widen_f16_f16c(n, h, out);
+  if (active_isa() != Isa::Sse2)
+    return dtype == DType::BFloat16 ? widen_bf16_avx2(n, h, out) : widen_f16_f16c(n, h, out);
 #endif
+  if (dtype == DType::BFloat16) return dispatch<&widen_body<&bf16_to_float>>(n, h, out);
   dispatch<&widen_body<&f16_to_float>>(n, h, out);
 }
 inline void narrow(DType dtype, int64_t n, const float* in, void* out) {
   auto* h = static_cast<uint16_t*>(out);
-  if (dtype == DType::BFloat16) return dispatch<&narrow_body<&float_to_bf16>>(n, in, h);
 #if DESCENT_HAVE_ISA_CLONES
-  if (active_isa() != Isa::Sse2) return narrow_f16_f16c(n, in, h);
+  if (active_isa() != Isa::Sse2)
+    return dtype == DType::BFloat16 ? narrow_bf16_avx2(n, in, h) : narrow_f16_f16c(n, in, h);
 #endif
+  if (dtype == DType::BFloat16) return dispatch<&narrow_body<&float_to_bf16>>(n, in, h);
   dispatch<&narrow_body<&float_to_f16>>(n, in, h);
 }
 inline void narrow_stochastic(DType dtype, int64_t n, const float* in, void* out, RoundingKey key,

@@ -135,6 +135,15 @@ TEST_P(HalfConvert, ArrayKernelsMatchTheScalarFunctions) {
     else
       kernels::run_avx2<&kernels::narrow_body<&float_to_f16>>(n, in.data(), wide.data());
     ASSERT_EQ(wide, out) << "avx2";
+    if (f.dtype == DType::BFloat16) {  // the AVX2 integer path, both ways
+      std::vector<uint16_t> hw(in.size());
+      kernels::narrow_bf16_avx2(n, in.data(), hw.data());
+      for (std::size_t i = 0; i < in.size(); ++i) ASSERT_EQ(hw[i], f.round(in[i])) << i;
+      std::vector<float> fw(in.size());
+      kernels::widen_bf16_avx2(n, hw.data(), fw.data());
+      for (std::size_t i = 0; i < in.size(); ++i)
+        ASSERT_EQ(float_bits(fw[i]), float_bits(f.widen(hw[i]))) << i;
+    }
     if (f.dtype == DType::Float16) {  // the F16C path, both ways
       std::vector<uint16_t> hw(in.size());
       kernels::narrow_f16_f16c(n, in.data(), hw.data());
