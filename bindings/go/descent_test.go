@@ -77,7 +77,7 @@ func step(t *testing.T, o *Optimizer) uint64 {
 }
 
 func TestVersionAndKinds(t *testing.T) {
-	if Version() != "1.1.0" || VersionNumber() != 10100 {
+	if Version() != "1.2.0" || VersionNumber() != 10200 {
 		t.Fatalf("version %s %d", Version(), VersionNumber())
 	}
 	kinds := Kinds()
