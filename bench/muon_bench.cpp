@@ -3,6 +3,7 @@
 //   syrk       SYRK (A = X Xᵀ) + SYRK (B = bA + cA²) + SYMM ((aI + B) X)   3m²n + m³ flops/step
 //   syrk_gemm  the same with B mirrored and a GEMM for the last product     3m²n + m³
 //   gemm       MLX's three GEMMs                                           4m²n + 2m³
+//   gram       Gram Newton–Schulz (restart at step 2)                       6m²n + 23m³ (5 steps)
 // with the time, the flops each executes, the achieved GFLOP/s, and as the roof a plain sgemm of
 // the step's main product shape ((m x m)·(m x n)) measured in the same run. Also one whole Muon
 // update through the C API (momentum, NS, parameter update) per size.
@@ -65,14 +66,18 @@ double time_once(Body body) {
 }
 
 const char* name(NsImpl impl) {
-  return impl == NsImpl::Syrk ? "syrk" : impl == NsImpl::SyrkGemm ? "syrk_gemm" : "gemm";
+  return impl == NsImpl::Syrk       ? "syrk"
+         : impl == NsImpl::SyrkGemm ? "syrk_gemm"
+         : impl == NsImpl::Gram     ? "gram"
+                                    : "gemm";
 }
 
 // One update of a rows x cols float32 parameter through the public API (default Muon).
-Timing api_update(int64_t rows, int64_t cols, double budget) {
+Timing api_update(int64_t rows, int64_t cols, double budget, const char* ns_impl) {
   descent_optimizer* opt = nullptr;
   descent_optimizer_create("muon", &opt, nullptr, 0);
   descent_optimizer_set_double(opt, "learning_rate", 0.02);
+  descent_optimizer_set_string(opt, "ns_impl", ns_impl);
   const int64_t shape[] = {rows, cols};
   descent_optimizer_add_parameter(opt, "w", DESCENT_FLOAT32, 2, shape);
   std::vector<float> p(static_cast<size_t>(rows * cols)), g(p.size());
@@ -159,7 +164,7 @@ int main(int argc, char** argv) {
     }
     const int64_t rows = r, cols = c, m = std::min(rows, cols), n = std::max(rows, cols);
     std::vector<float> input(static_cast<size_t>(rows * cols)), x(input.size());
-    std::vector<float> work(descent::kernels::ns_workspace_elements(rows, cols));
+    std::vector<float> work(descent::kernels::ns_workspace_elements(rows, cols, NsImpl::Gram));
     fill(input, 1);
 
     // Rounds: the roof and each implementation once per round, interleaved so that a change in
@@ -167,8 +172,9 @@ int main(int argc, char** argv) {
     std::vector<float> a(static_cast<size_t>(m * m)), b(static_cast<size_t>(m * n)), out(b.size());
     fill(a, 2);
     fill(b, 3);
-    const NsImpl impls[] = {NsImpl::Gemm, NsImpl::Syrk, NsImpl::SyrkGemm};
-    Timing roof, ns[3];
+    const NsImpl impls[] = {NsImpl::Gemm, NsImpl::Syrk, NsImpl::SyrkGemm, NsImpl::Gram};
+    constexpr int kImpls = 4;
+    Timing roof, ns[kImpls];
     double total = 0;
     for (int round = 0; round < 20 && (round < min_rounds || total < budget); ++round) {
       total += time_once([&] {
@@ -178,7 +184,7 @@ int main(int argc, char** argv) {
                       b.data(), static_cast<int>(n), 0.0f, out.data(), static_cast<int>(n));
         });
         roof.runs.push_back(dt);
-        for (int k = 0; k < 3; ++k) {
+        for (int k = 0; k < kImpls; ++k) {
           NsParams p;
           p.steps = steps;
           p.table = kJordan;
@@ -194,7 +200,7 @@ int main(int argc, char** argv) {
     std::printf("%-11s %-10s %10.4f %10.4f %6zu %10.2f %10.1f\n", item.c_str(), "sgemm-roof",
                 roof.best(), roof.median(), roof.runs.size(), roof_flops / 1e9,
                 roof_flops / roof.best() / 1e9);
-    for (int k = 0; k < 3; ++k) {
+    for (int k = 0; k < kImpls; ++k) {
       const double flops = descent::kernels::ns_flops(rows, cols, steps, impls[k]);
       std::printf("%-11s %-10s %10.4f %10.4f %6zu %10.2f %10.1f\n", item.c_str(), name(impls[k]),
                   ns[k].best(), ns[k].median(), ns[k].runs.size(), flops / 1e9,
@@ -202,11 +208,25 @@ int main(int argc, char** argv) {
     }
     const double best_gemm = ns[0].best(), best_syrk = ns[1].best();
     const double med_gemm = ns[0].median(), med_syrk = ns[1].median();
-    const Timing u = api_update(rows, cols, budget / 2);
-    std::printf("%-11s %-10s %10.4f %10.4f %6zu\n", item.c_str(), "C-API step", u.best(),
-                u.median(), u.runs.size());
-    std::printf("%-11s syrk over gemm: %.2fx (best), %.2fx (median)\n\n", item.c_str(),
+    // The C-API step against its flop floor: the default (SYRK) Newton–Schulz flops at the
+    // sgemm roof's rate of this run.
+    const double roof_rate = roof_flops / roof.best();
+    const double floor_syrk =
+        descent::kernels::ns_flops(rows, cols, steps, NsImpl::Syrk) / roof_rate;
+    const double floor_gram =
+        descent::kernels::ns_flops(rows, cols, steps, NsImpl::Gram) / roof_rate;
+    const Timing u = api_update(rows, cols, budget / 4, "syrk");
+    std::printf("%-11s %-10s %10.4f %10.4f %6zu   flop floor %.4f s: %.2f of it (best)\n",
+                item.c_str(), "C-API step", u.best(), u.median(), u.runs.size(), floor_syrk,
+                floor_syrk / u.best());
+    const Timing ug = api_update(rows, cols, budget / 4, "gram");
+    std::printf("%-11s %-10s %10.4f %10.4f %6zu   flop floor %.4f s: %.2f of it (best)\n",
+                item.c_str(), "C-API gram", ug.best(), ug.median(), ug.runs.size(), floor_gram,
+                floor_gram / ug.best());
+    std::printf("%-11s syrk over gemm: %.2fx (best), %.2fx (median)\n", item.c_str(),
                 best_gemm / best_syrk, med_gemm / med_syrk);
+    std::printf("%-11s gram over syrk: %.2fx (best), %.2fx (median)\n\n", item.c_str(),
+                best_syrk / ns[3].best(), med_syrk / ns[3].median());
   }
   return 0;
 }
