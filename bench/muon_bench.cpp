@@ -8,8 +8,10 @@
 // the step's main product shape ((m x m)·(m x n)) measured in the same run. Also one whole Muon
 // update through the C API (momentum, NS, parameter update) per size.
 //
-// usage: muon_bench [--sizes 1024x4096,4096x4096,768x3072] [--steps 5] [--budget SECONDS]
-//                   [--rounds N] [--smoke]
+// usage: muon_bench [--sizes 1024x4096,4096x4096,768x3072|none] [--steps 5] [--budget SECONDS]
+//                   [--rounds N] [--smoke] [--concurrent RxC,RxC,...]...
+// --concurrent: the matrices of one update orthogonalised one after another with OpenBLAS's
+// threads, against one matrix per thread at once with OpenBLAS at 1 thread (before the sizes).
 // Per size, rounds of (roof, gemm, syrk, syrk_gemm) run interleaved until the budget (default
 // 60 s per size) is spent, at least --rounds (3) rounds; best and median are reported.
 // Threads: OpenBLAS's own setting (OPENBLAS_NUM_THREADS, default: all cores). Not a ctest.
@@ -22,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "descent/descent.h"
@@ -106,6 +109,78 @@ Timing api_update(int64_t rows, int64_t cols, double budget, const char* ns_impl
   return t;
 }
 
+// Several matrices of one update: Newton–Schulz on each (SYRK path) one after another with
+// OpenBLAS's threads (`blas_threads`), against `workers` threads each running whole matrices
+// with OpenBLAS at 1 thread (matrices assigned longest first to the least loaded worker).
+void concurrent(const std::string& list, int64_t steps, int rounds, int blas_threads) {
+  struct M {
+    int64_t rows, cols;
+    std::vector<float> input, x, work;
+  };
+  std::vector<M> ms;
+  size_t pos = 0;
+  while (pos < list.size()) {
+    size_t end = list.find(',', pos);
+    if (end == std::string::npos) end = list.size();
+    long long r = 0, c = 0;
+    if (std::sscanf(list.substr(pos, end - pos).c_str(), "%lldx%lld", &r, &c) != 2) std::exit(2);
+    M m{r, c, std::vector<float>(static_cast<size_t>(r * c)), {}, {}};
+    fill(m.input, static_cast<unsigned>(ms.size() + 11));
+    m.x = m.input;
+    m.work.resize(descent::kernels::ns_workspace_elements(r, c));
+    ms.push_back(std::move(m));
+    pos = end + 1;
+  }
+  NsParams p;
+  p.steps = steps;
+  p.table = kJordan;
+  p.triples = 1;
+  const auto one = [&](M& m) {
+    std::memcpy(m.x.data(), m.input.data(), m.input.size() * sizeof(float));
+    descent::kernels::newton_schulz(m.rows, m.cols, m.x.data(), m.work.data(), p);
+  };
+  // Longest first onto the least loaded of `workers`.
+  const int workers = blas_threads;
+  std::vector<std::vector<size_t>> plan(static_cast<size_t>(workers));
+  {
+    std::vector<size_t> order(ms.size());
+    for (size_t i = 0; i < ms.size(); ++i) order[i] = i;
+    const auto flops = [&](size_t i) {
+      return descent::kernels::ns_flops(ms[i].rows, ms[i].cols, steps, NsImpl::Syrk);
+    };
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return flops(a) > flops(b); });
+    std::vector<double> load(static_cast<size_t>(workers), 0.0);
+    for (size_t i : order) {
+      const size_t w =
+          static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+      plan[w].push_back(i);
+      load[w] += flops(i);
+    }
+  }
+  Timing seq, conc;
+  for (int round = 0; round < rounds; ++round) {
+    openblas_set_num_threads(blas_threads);
+    seq.runs.push_back(time_once([&] {
+      for (M& m : ms) one(m);
+    }));
+    openblas_set_num_threads(1);
+    conc.runs.push_back(time_once([&] {
+      std::vector<std::thread> pool;
+      for (int w = 1; w < workers; ++w)
+        pool.emplace_back([&, w] {
+          for (size_t i : plan[static_cast<size_t>(w)]) one(ms[i]);
+        });
+      for (size_t i : plan[0]) one(ms[i]);
+      for (auto& t : pool) t.join();
+    }));
+  }
+  openblas_set_num_threads(blas_threads);
+  std::printf("%s: sequential, BLAS %d threads: best %.4f s, median %.4f s\n", list.c_str(),
+              blas_threads, seq.best(), seq.median());
+  std::printf("%s: %d matrices at once, BLAS 1 thread: best %.4f s, median %.4f s (%.2fx)\n\n",
+              list.c_str(), workers, conc.best(), conc.median(), seq.best() / conc.best());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -113,16 +188,20 @@ int main(int argc, char** argv) {
   int64_t steps = 5;
   double budget = 60.0;
   int min_rounds = 3;
+  std::vector<std::string> concurrent_list;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--sizes" && i + 1 < argc) {
       sizes = argv[++i];
+      if (sizes == "none") sizes.clear();
     } else if (a == "--steps" && i + 1 < argc) {
       steps = std::atoll(argv[++i]);
     } else if (a == "--budget" && i + 1 < argc) {
       budget = std::atof(argv[++i]);
     } else if (a == "--rounds" && i + 1 < argc) {
       min_rounds = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--concurrent" && i + 1 < argc) {
+      concurrent_list.push_back(argv[++i]);
     } else if (a == "--smoke") {
       sizes = "64x256,256x64";
       budget = 0.0;
@@ -130,7 +209,8 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(
           stderr,
-          "usage: %s [--sizes RxC,...] [--steps N] [--budget SECONDS] [--rounds N] [--smoke]\n",
+          "usage: %s [--sizes RxC,...|none] [--steps N] [--budget SECONDS] [--rounds N] [--smoke] "
+          "[--concurrent RxC,...]\n",
           argv[0]);
       return 2;
     }
@@ -148,6 +228,10 @@ int main(int argc, char** argv) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 256, 256, 256, 1.0f, a.data(), 256,
                 a.data(), 256, 0.0f, c.data(), 256);
   }
+
+  for (const std::string& list : concurrent_list)
+    concurrent(list, steps, std::max(min_rounds, 5), std::max(1, openblas_get_num_threads()));
+  if (!concurrent_list.empty() && sizes.empty()) return 0;
 
   std::printf("%-11s %-10s %10s %10s %6s %10s %10s\n", "size", "impl", "best s", "median s", "runs",
               "GFLOP", "GFLOP/s");
