@@ -76,10 +76,11 @@ const char* name(NsImpl impl) {
 }
 
 // One update of a rows x cols float32 parameter through the public API (default Muon).
-Timing api_update(int64_t rows, int64_t cols, double budget, const char* ns_impl) {
+Timing api_update(int64_t rows, int64_t cols, int64_t steps, double budget, const char* ns_impl) {
   descent_optimizer* opt = nullptr;
   descent_optimizer_create("muon", &opt, nullptr, 0);
   descent_optimizer_set_double(opt, "learning_rate", 0.02);
+  descent_optimizer_set_int(opt, "ns_steps", steps);
   descent_optimizer_set_string(opt, "ns_impl", ns_impl);
   const int64_t shape[] = {rows, cols};
   descent_optimizer_add_parameter(opt, "w", DESCENT_FLOAT32, 2, shape);
@@ -299,11 +300,11 @@ int main(int argc, char** argv) {
         descent::kernels::ns_flops(rows, cols, steps, NsImpl::Syrk) / roof_rate;
     const double floor_gram =
         descent::kernels::ns_flops(rows, cols, steps, NsImpl::Gram) / roof_rate;
-    const Timing u = api_update(rows, cols, budget / 4, "syrk");
+    const Timing u = api_update(rows, cols, steps, budget / 4, "syrk");
     std::printf("%-11s %-10s %10.4f %10.4f %6zu   flop floor %.4f s: %.2f of it (best)\n",
                 item.c_str(), "C-API step", u.best(), u.median(), u.runs.size(), floor_syrk,
                 floor_syrk / u.best());
-    const Timing ug = api_update(rows, cols, budget / 4, "gram");
+    const Timing ug = api_update(rows, cols, steps, budget / 4, "gram");
     std::printf("%-11s %-10s %10.4f %10.4f %6zu   flop floor %.4f s: %.2f of it (best)\n",
                 item.c_str(), "C-API gram", ug.best(), ug.median(), ug.runs.size(), floor_gram,
                 floor_gram / ug.best());

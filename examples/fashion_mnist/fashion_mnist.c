@@ -352,8 +352,11 @@ static const char* default_config(const char* kind) {
 }
 #define PRESET_MUON_ADAMW "muon+adamw"
 /* Muon without weight decay: MLX's default (0.01, added to the gradient before the
- * orthogonalisation) costs about 1.5 points of test accuracy here (docs/fashion-mnist.md). */
-#define PRESET_MUON_CONFIG "{\"learning_rate\": 0.02, \"momentum\": 0.95, \"weight_decay\": 0}"
+ * orthogonalisation) costs about 1.5 points of test accuracy here. 3 Newton-Schulz steps and
+ * lr 0.01: 40% less work per step than MLX's 5 for as few steps to 88%, so that Muon+AdamW gets
+ * there sooner in seconds, not only in steps (docs/fashion-mnist.md). */
+#define PRESET_MUON_CONFIG \
+  "{\"learning_rate\": 0.01, \"momentum\": 0.95, \"weight_decay\": 0, \"ns_steps\": 3}"
 #define PRESET_ADAMW_CONFIG "{\"learning_rate\": 1e-3, \"weight_decay\": 0.05}"
 #define PRESET_ADAMW_NAMES "head.*"
 
