@@ -3,7 +3,7 @@
 //   syrk       SYRK (A = X Xᵀ) + SYRK (B = bA + cA²) + SYMM ((aI + B) X)   3m²n + m³ flops/step
 //   syrk_gemm  the same with B mirrored and a GEMM for the last product     3m²n + m³
 //   gemm       MLX's three GEMMs                                           4m²n + 2m³
-//   gram       Gram Newton–Schulz (restart at step 2)                       6m²n + 23m³ (5 steps)
+//   gram       Gram Newton–Schulz (restart at step 2)      6m²n + (5 + 9(1 + 128/m))m³ (5 steps)
 // with the time, the flops each executes, the achieved GFLOP/s, and as the roof a plain sgemm of
 // the step's main product shape ((m x m)·(m x n)) measured in the same run. Also one whole Muon
 // update through the C API (momentum, NS, parameter update) per size.
