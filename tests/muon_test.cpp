@@ -540,21 +540,23 @@ TEST(MuonOrthogonality, SingularValuesInEachPresetsBand) {
                                   {128, 128, conditioned_square(128, 4)}};
   for (const auto& sh : shapes)
     for (const Band& b : kBands)
-      for (descent_dtype dt : {DESCENT_FLOAT64, DESCENT_FLOAT32}) {
-        SCOPED_TRACE(std::to_string(sh.rows) + "x" + std::to_string(sh.cols) + " " + b.name + " " +
-                     descent_dtype_name(dt));
-        const Mat o = orthogonalize(sh.g, sh.rows, sh.cols, dt,
-                                    std::string(R"("coefficients": ")") + b.name + "\"");
-        std::vector<double> s = singular_values(o, sh.rows, sh.cols);
-        EXPECT_GE(*std::min_element(s.begin(), s.end()), b.lo - kBandSlack);
-        EXPECT_LE(*std::max_element(s.begin(), s.end()), b.hi + kBandSlack);
-        // Exactly: the output's singular values are the scalar map of the input's.
-        std::vector<double> mapped =
-            ns_scalar(singular_values(sh.g, sh.rows, sh.cols), *b.table, 5);
-        std::sort(s.begin(), s.end());
-        std::sort(mapped.begin(), mapped.end());
-        EXPECT_LE(max_abs_diff(s, mapped), dt == DESCENT_FLOAT64 ? 1e-12 : 2e-5);
-      }
+      for (descent_dtype dt : {DESCENT_FLOAT64, DESCENT_FLOAT32})
+        for (const char* impl : {"syrk", "gram"}) {
+          SCOPED_TRACE(std::to_string(sh.rows) + "x" + std::to_string(sh.cols) + " " + b.name +
+                       " " + descent_dtype_name(dt) + " " + impl);
+          const Mat o = orthogonalize(
+              sh.g, sh.rows, sh.cols, dt,
+              std::string(R"("coefficients": ")") + b.name + R"(", "ns_impl": ")" + impl + "\"");
+          std::vector<double> s = singular_values(o, sh.rows, sh.cols);
+          EXPECT_GE(*std::min_element(s.begin(), s.end()), b.lo - kBandSlack);
+          EXPECT_LE(*std::max_element(s.begin(), s.end()), b.hi + kBandSlack);
+          // Exactly: the output's singular values are the scalar map of the input's.
+          std::vector<double> mapped =
+              ns_scalar(singular_values(sh.g, sh.rows, sh.cols), *b.table, 5);
+          std::sort(s.begin(), s.end());
+          std::sort(mapped.begin(), mapped.end());
+          EXPECT_LE(max_abs_diff(s, mapped), dt == DESCENT_FLOAT64 ? 1e-12 : 2e-5);
+        }
 }
 
 TEST(MuonOrthogonality, DistanceToPolarFactorAsPublished) {
@@ -590,6 +592,91 @@ TEST(MuonSyrk, EqualsThreeGemmReference) {
     EXPECT_LE(max_abs_diff(gemm32, ref), 4e-6);
     EXPECT_LE(max_abs_diff(syrk32, gemm32), 4e-6);
   }
+}
+
+// ---- Gram Newton–Schulz ----------------------------------------------------------------------
+
+TEST(MuonGram, EqualsThreeGemmReference) {
+  // Wide, tall, one row/column, several 128-row panels of the symmetric products.
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{64, 256},
+                            {256, 64},
+                            {1, 17},
+                            {17, 1},
+                            {33, 65},
+                            {150, 400},
+                            {300, 140}}) {
+    SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols));
+    const Mat g = gaussian(rows, cols, 60 + rows + cols);
+    for (const char* coefficients : {"jordan", "you", "polar_express"}) {
+      SCOPED_TRACE(coefficients);
+      const std::string c = std::string(R"("coefficients": ")") + coefficients + "\"";
+      const Mat ref = orthogonalize(g, rows, cols, DESCENT_FLOAT64, c + R"(, "ns_impl": "gemm")");
+      const Mat gram64 =
+          orthogonalize(g, rows, cols, DESCENT_FLOAT64, c + R"(, "ns_impl": "gram")");
+      EXPECT_LE(max_abs_diff(gram64, ref), 1e-12);
+      // float32: the Gram matrix squares the condition number, so the error is larger than the
+      // SYRK path's.
+      const Mat gram32 =
+          orthogonalize(g, rows, cols, DESCENT_FLOAT32, c + R"(, "ns_impl": "gram")");
+      EXPECT_LE(max_abs_diff(gram32, ref), 2e-5);
+    }
+  }
+}
+
+TEST(MuonGram, DiagonalInputsMatchTheScalarMap) {
+  // [diag(g) | 0] and its transpose (the square case is the SYRK path, checked bit for bit below).
+  const std::vector<double> g{1, 0.5, 0.1, 0.01, 0.001};
+  for (const Table* t : {&kJordan, &kYou, &kPolarExpress}) {
+    const char* name = t == &kJordan ? "jordan" : t == &kYou ? "you" : "polar_express";
+    const std::vector<double> ref = ns_scalar(g, *t, 5);
+    for (descent_dtype dt : {DESCENT_FLOAT64, DESCENT_FLOAT32}) {
+      SCOPED_TRACE(std::string(name) + " " + descent_dtype_name(dt));
+      const std::string cfg = std::string(R"("ns_impl": "gram", "coefficients": ")") + name + "\"";
+      const Mat wide = orthogonalize(diag(5, 9, g), 5, 9, dt, cfg);
+      const Mat tall = orthogonalize(diag(9, 5, g), 9, 5, dt, cfg);
+      const double tol = dt == DESCENT_FLOAT64 ? 1e-12 : 2e-5;
+      for (int64_t i = 0; i < 5; ++i) {
+        EXPECT_NEAR(wide[i * 9 + i], ref[i], tol) << i;
+        EXPECT_NEAR(tall[i * 5 + i], ref[i], tol) << i;
+      }
+      double off = 0;
+      for (int64_t i = 0; i < 5; ++i)
+        for (int64_t j = 0; j < 9; ++j)
+          if (i != j) off = std::max(off, std::fabs(wide[i * 9 + j]));
+      EXPECT_EQ(off, 0.0);
+    }
+  }
+}
+
+TEST(MuonGram, SquareMatricesTakeTheSyrkPathBitForBit) {
+  const Mat g = conditioned_square(48, 9);
+  for (descent_dtype dt : {DESCENT_FLOAT32, DESCENT_FLOAT64}) {
+    const Mat syrk = orthogonalize(g, 48, 48, dt);
+    const Mat gram = orthogonalize(g, 48, 48, dt, R"("ns_impl": "gram")");
+    EXPECT_EQ(syrk, gram) << descent_dtype_name(dt);
+  }
+}
+
+TEST(MuonGram, SwitchingToGramAfterInitGrowsTheWorkspaceBeforeTheStep) {
+  // Gram needs 5m² + rows·cols elements against the SYRK path's 2m² + rows·cols: configure()
+  // grows the workspace for every shape seen at init before the next step runs.
+  Opt opt(std::string("{") + kReadUpdate + "}");
+  Params ps{DESCENT_FLOAT64, {}, {}};
+  const Mat g1 = gaussian(40, 90, 130), g2 = gaussian(3, 30, 131);
+  ps.add(opt, "a", {40, 90}, Mat(g1.size(), 0.0));
+  ps.add(opt, "b", {3, 3, 10}, Mat(g2.size(), 0.0));
+  ASSERT_EQ(ps.update(opt, {g1, g2}), DESCENT_OK) << opt.error();
+  ASSERT_EQ(descent_optimizer_set_string(opt, "ns_impl", "gram"), DESCENT_OK);
+  EXPECT_EQ(get_string(opt, "ns_impl"), "gram");
+  const Mat before_a = ps.value(0), before_b = ps.value(1);
+  ASSERT_EQ(ps.update(opt, {g1, g2}), DESCENT_OK) << opt.error();
+  Mat da = ps.value(0), db = ps.value(1);
+  for (size_t i = 0; i < da.size(); ++i) da[i] = before_a[i] - da[i];
+  for (size_t i = 0; i < db.size(); ++i) db[i] = before_b[i] - db[i];
+  EXPECT_LE(max_abs_diff(da, orthogonalize(g1, 40, 90, DESCENT_FLOAT64, R"("ns_impl": "gemm")")),
+            1e-12);
+  EXPECT_LE(max_abs_diff(db, orthogonalize(g2, 3, 30, DESCENT_FLOAT64, R"("ns_impl": "gemm")")),
+            1e-12);
 }
 
 // ---- polar factor ----------------------------------------------------------------------------
@@ -647,9 +734,9 @@ bool all_finite(const Mat& m) {
 }
 
 TEST(MuonEdgeCases, ZeroGradientGivesZeroUpdateAndNoNaN) {
-  for (const char* extra :
-       {R"("method": "newton_schulz")", R"("norm_eps_mode": "guard")", R"("ns_impl": "gemm")",
-        R"("method": "polar")", R"("coefficients": "polar_express", "norm_eps_mode": "guard")"})
+  for (const char* extra : {R"("method": "newton_schulz")", R"("norm_eps_mode": "guard")",
+                            R"("ns_impl": "gemm")", R"("ns_impl": "gram")", R"("method": "polar")",
+                            R"("coefficients": "polar_express", "norm_eps_mode": "guard")"})
     for (descent_dtype dt : {DESCENT_FLOAT32, DESCENT_FLOAT64})
       for (auto [rows, cols] : {std::pair<int64_t, int64_t>{4, 9}, {9, 4}}) {
         SCOPED_TRACE(std::string(extra) + " " + descent_dtype_name(dt));

@@ -121,6 +121,33 @@ TEST(NoAllocation, MuonAdamwGroups) {
   descent_optimizer_free(opt);
 }
 
+TEST(NoAllocation, MuonGramNewtonSchulz) {
+  // ns_impl "gram" set after init: its larger workspace is allocated when the value changes,
+  // before the next step; the steps after allocate nothing (float32 and float64, wide and tall).
+  descent_optimizer* opt = nullptr;
+  ASSERT_EQ(descent_optimizer_create("muon", &opt, nullptr, 0), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_set_double(opt, "learning_rate", 0.02), DESCENT_OK);
+  const int64_t wide[] = {12, 40}, tall[] = {30, 7};
+  ASSERT_EQ(descent_optimizer_add_parameter(opt, "a", DESCENT_FLOAT32, 2, wide), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_add_parameter(opt, "b", DESCENT_FLOAT64, 2, tall), DESCENT_OK);
+  std::vector<float> ap(480), ag(480);
+  std::vector<double> bp(210), bg(210);
+  for (size_t i = 0; i < ag.size(); ++i) ag[i] = static_cast<float>((i * 37 % 101) - 50) * 0.01f;
+  for (size_t i = 0; i < bg.size(); ++i) bg[i] = static_cast<double>((i * 53 % 97) - 48) * 0.01;
+  const char* names[] = {"a", "b"};
+  void* params[] = {ap.data(), bp.data()};
+  const void* grads[] = {ag.data(), bg.data()};
+  ASSERT_EQ(descent_optimizer_update(opt, 2, names, nullptr, nullptr, params, grads), DESCENT_OK)
+      << descent_optimizer_last_error(opt);
+  ASSERT_EQ(descent_optimizer_set_string(opt, "ns_impl", "gram"), DESCENT_OK);
+  ASSERT_EQ(descent_optimizer_update(opt, 2, names, nullptr, nullptr, params, grads), DESCENT_OK);
+  const long before = g_allocations.load();
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(descent_optimizer_update(opt, 2, names, nullptr, nullptr, params, grads), DESCENT_OK);
+  EXPECT_EQ(g_allocations.load() - before, 0);
+  descent_optimizer_free(opt);
+}
+
 // The indexed and flat forms too, for every kind and for Muon+AdamW groups (the flat layout's
 // pointer arrays are built on the first flat update, then reused).
 void indexed_and_flat(descent_optimizer* opt, const std::string& label) {

@@ -13,6 +13,16 @@
 //   SyrkGemm as Syrk, but B is mirrored and the last product is a GEMM (same flops; benchmark).
 //   Gemm     MLX's op sequence: A = X Xᵀ; B = b·A; B += c·A·A; Y = a·X; Y += B·X, three GEMMs,
 //            4m²n + 2m³ flops per step. The reference the Syrk form is tested against.
+// and one that computes the same polynomial in another order:
+//   Gram     Gram Newton–Schulz (Dao-AILab/gram-newton-schulz): iterate on the m x m Gram matrix
+//            R = X Xᵀ and accumulate the product Q of the steps' factors (aI + bR + cR²), with a
+//            restart (X <- Q X, R = X Xᵀ) at every step gram_restart(k) (2, 5, 8, ...: GNS's [2]
+//            for 5 steps), finishing with X <- Q X. The m x m products with a symmetric result
+//            compute only their upper triangle (GEMMs on row panels of 128), so 5 steps cost
+//            6m²n + (5 + 9(1 + 128/m))m³ flops (≈ 6m²n + 15m³ for large m) instead of
+//            15m²n + 5m³: 1.66x fewer at 1024 x 4096. Equal to Syrk in exact arithmetic, not in
+//            float (it is never chosen implicitly). A square matrix takes the Syrk path (no
+//            saving there, as in GNS).
 // None of them allocates: every buffer is in the caller's workspace.
 #pragma once
 
@@ -21,7 +31,12 @@
 
 namespace descent::kernels {
 
-enum class NsImpl { Syrk, SyrkGemm, Gemm };
+enum class NsImpl { Syrk, SyrkGemm, Gemm, Gram };
+
+// Whether Gram Newton–Schulz restarts from X at step k (0-based, k >= 1): steps 2, 5, 8, ...
+inline bool gram_restart(int64_t k) {
+  return k >= 2 && (k - 2) % 3 == 0;
+}
 enum class NormMode {
   Additive,  // X / (norm_scale*||X||_F + norm_eps): Keller Jordan's and MLX's (eps 1e-7)
   Guard      // X / (norm_scale*||X||_F) when that is > 0; a zero matrix stays zero
@@ -48,8 +63,9 @@ inline const double* ns_triple(const NsParams& p, int64_t k) {
 }
 
 // Elements of T that newton_schulz needs as workspace for a rows x cols matrix: A and B (m² each)
-// and the ping-pong buffer (rows*cols).
-std::size_t ns_workspace_elements(int64_t rows, int64_t cols);
+// and the ping-pong buffer (rows*cols); Gram on a non-square matrix: five m x m matrices and the
+// ping-pong buffer.
+std::size_t ns_workspace_elements(int64_t rows, int64_t cols, NsImpl impl = NsImpl::Syrk);
 
 // Orthogonalises x (row-major rows x cols, overwritten). `work` holds ns_workspace_elements(...)
 // elements of T. Returns x or a pointer into work, whichever holds the result. Dimensions must
@@ -59,7 +75,8 @@ double* newton_schulz(int64_t rows, int64_t cols, double* x, double* work,
                       const NsParams& p) noexcept;
 
 // Leading-order flops one call executes (for benchmarks): per step 3m²n + m³ for Syrk and
-// SyrkGemm (SYRK counted as m(m+1)n), 4m²n + 2m³ for Gemm.
+// SyrkGemm (SYRK counted as m(m+1)n), 4m²n + 2m³ for Gemm; Gram counts its loop as run (SYRK as
+// m(m+1)k, GEMM/SYMM as 2mnk).
 double ns_flops(int64_t rows, int64_t cols, int64_t steps, NsImpl impl);
 
 // Exact polar factor of x: with x = U S Vᵀ (thin SVD, LAPACK ?gesdd), U·diag(s_i > tol)·Vᵀ where

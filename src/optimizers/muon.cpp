@@ -90,7 +90,8 @@ const Schema& muon_schema() {
        string_spec("weight_decay_mode", "coupled", {"coupled", "decoupled"}),
        string_spec("norm_eps_mode", "additive", {"additive", "guard"}),
        string_spec("method", "newton_schulz", {"newton_schulz", "polar"}),
-       string_spec("ns_impl", "syrk", {"syrk", "gemm"})},
+       // "gram": Gram Newton–Schulz (float32 and float64); only when asked for.
+       string_spec("ns_impl", "syrk", {"syrk", "gemm", "gram"})},
       validate_muon};
   return schema;
 }
@@ -118,17 +119,25 @@ class Muon final : public Rule {
   std::vector<SlotSpec> slots(const Shape& s) const override { return {{"v", s}}; }
 
   void configure(const Hyperparameters& h) override {
-    // Everything that can throw first (the polar workspace), then commit.
+    // Everything that can throw first (the polar workspace, Gram's larger one), then commit.
     const bool polar = h.get_string("method") == "polar";
+    const std::string& impl = h.get_string("ns_impl");
+    const kernels::NsImpl ns_impl = impl == "gemm"   ? kernels::NsImpl::Gemm
+                                    : impl == "gram" ? kernels::NsImpl::Gram
+                                                     : kernels::NsImpl::Syrk;
     std::size_t polar_bytes = polar_bytes_;
     if (polar)
       for (const auto& p : prepared_)
         polar_bytes =
             std::max(polar_bytes, kernels::polar_workspace_bytes(p.is_double, p.rows, p.cols));
+    std::size_t work_bytes = 0;
+    for (const auto& p : prepared_) work_bytes = std::max(work_bytes, work_bytes_for(p, ns_impl));
+    Buffer grown_work = work_bytes > work_.bytes() ? Buffer(work_bytes) : Buffer();
     if (polar_bytes > polar_work_.bytes()) {
       Buffer grown(polar_bytes);
       polar_work_ = std::move(grown);
     }
+    if (grown_work.bytes()) work_ = std::move(grown_work);
     polar_bytes_ = polar_bytes;
     polar_ = polar;
 
@@ -149,7 +158,7 @@ class Muon final : public Rule {
     ns_.repeat_last = h.get_bool("coefficients_repeat_last");
     ns_.norm = h.get_string("norm_eps_mode") == "guard" ? kernels::NormMode::Guard
                                                         : kernels::NormMode::Additive;
-    ns_.impl = h.get_string("ns_impl") == "gemm" ? kernels::NsImpl::Gemm : kernels::NsImpl::Syrk;
+    ns_.impl = ns_impl;
     if (coefficients == "custom") {
       // Unset only in a configuration that init and update reject (validate_muon); a planning
       // copy (slot lookup before init) may still be configured with it.
@@ -183,10 +192,7 @@ class Muon final : public Rule {
                       std::to_string(m.rows) + "x" + std::to_string(m.cols) +
                       " matrix; a dimension exceeds the BLAS's 32-bit integer");
     const bool is_double = dtype == DType::Float64;
-    const std::size_t t = dtype_size(dtype);
-    const auto numel = static_cast<std::size_t>(m.rows) * static_cast<std::size_t>(m.cols);
-    // The update itself plus the Newton–Schulz buffers.
-    const std::size_t ns_bytes = (numel + kernels::ns_workspace_elements(m.rows, m.cols)) * t;
+    const std::size_t ns_bytes = work_bytes_for({is_double, m.rows, m.cols}, ns_.impl);
     std::size_t polar_bytes = polar_bytes_;
     if (polar_)
       polar_bytes =
@@ -214,6 +220,13 @@ class Muon final : public Rule {
 
  private:
   enum class LrScale { Mlx, Moonlight, Spectral, None };
+
+  // The update itself plus the Newton–Schulz buffers of one matrix.
+  static std::size_t work_bytes_for(const Prepared& p, kernels::NsImpl impl) {
+    const auto numel = static_cast<std::size_t>(p.rows) * static_cast<std::size_t>(p.cols);
+    return (numel + kernels::ns_workspace_elements(p.rows, p.cols, impl)) *
+           (p.is_double ? sizeof(double) : sizeof(float));
+  }
 
   // The factor MLX multiplies the learning rate by (computed in double, rounded once to T).
   double lr_scale(const Shape& s) const {

@@ -31,7 +31,7 @@ template <class T>
 std::vector<T> run(int64_t rows, int64_t cols, NsImpl impl, uint64_t seed, int64_t steps = 5) {
   std::vector<T> x(static_cast<size_t>(rows * cols));
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<T>(uniform(seed * 100003 + i));
-  std::vector<T> work(descent::kernels::ns_workspace_elements(rows, cols));
+  std::vector<T> work(descent::kernels::ns_workspace_elements(rows, cols, impl));
   NsParams p;
   p.steps = steps;
   p.table = kJordan;
@@ -59,7 +59,37 @@ TEST(MuonKernel, ImplementationsAgree) {
     EXPECT_LE(max_diff(run<double>(r, c, NsImpl::SyrkGemm, r * 1000 + c), ref), 1e-12);
     for (NsImpl impl : {NsImpl::Gemm, NsImpl::Syrk, NsImpl::SyrkGemm})
       EXPECT_LE(max_diff(run<float>(r, c, impl, r * 1000 + c), ref), 4e-6);
+    // Gram Newton–Schulz: the same polynomial through the Gram matrix (squared condition).
+    EXPECT_LE(max_diff(run<double>(r, c, NsImpl::Gram, r * 1000 + c), ref), 1e-12);
+    EXPECT_LE(max_diff(run<float>(r, c, NsImpl::Gram, r * 1000 + c), ref), 2e-5);
   }
+}
+
+TEST(MuonKernel, GramRestartsAndLongSchedules) {
+  using descent::kernels::gram_restart;
+  EXPECT_FALSE(gram_restart(1));
+  EXPECT_TRUE(gram_restart(2));  // GNS's default [2] for 5 steps
+  EXPECT_FALSE(gram_restart(3));
+  EXPECT_FALSE(gram_restart(4));
+  EXPECT_TRUE(gram_restart(5));
+  EXPECT_TRUE(gram_restart(8));
+  // Every step count, through segments of 1, 2 and 3 steps, equals the Gemm reference; 300 x 120
+  // spans several panels of the symmetric products (128 rows) with a ragged last one.
+  for (int64_t steps : {1, 2, 3, 4, 5, 6, 7, 9}) {
+    SCOPED_TRACE(steps);
+    for (auto [r, c] : {std::pair<int64_t, int64_t>{37, 100}, {300, 130}}) {
+      const auto ref = run<double>(r, c, NsImpl::Gemm, 5 + r, steps);
+      EXPECT_LE(max_diff(run<double>(r, c, NsImpl::Gram, 5 + r, steps), ref), 1e-11);
+    }
+  }
+}
+
+TEST(MuonKernel, GramOnSquareMatricesIsTheSyrkPath) {
+  const auto syrk = run<float>(40, 40, NsImpl::Syrk, 3);
+  const auto gram = run<float>(40, 40, NsImpl::Gram, 3);
+  EXPECT_EQ(syrk, gram);
+  EXPECT_EQ(descent::kernels::ns_workspace_elements(40, 40, NsImpl::Gram),
+            descent::kernels::ns_workspace_elements(40, 40, NsImpl::Syrk));
 }
 
 TEST(MuonKernel, ZeroStepsOnlyNormalises) {
@@ -90,6 +120,16 @@ TEST(MuonKernel, FlopCountsMatchTheSurvey) {
   EXPECT_NEAR(descent::kernels::ns_flops(4096, 4096, 5, NsImpl::Syrk) / 1e9, 1374.4, 0.5);
   EXPECT_EQ(descent::kernels::ns_flops(768, 3072, 5, NsImpl::SyrkGemm),
             descent::kernels::ns_flops(768, 3072, 5, NsImpl::Syrk));
+  // Gram, 5 steps, restart at 2, m = 1024 (8 panels of 128: (1 + 1/8) m³ per symmetric
+  // product): R twice m(m+1)n, Q X twice 2m²n; five SYRK R² m(m+1)m; six symmetric products
+  // (steps 0, 2, 3: R·Z and Z·RZ) and three Q·Z (steps 1, 3, 4), 9 · 1.125 m³.
+  const double m = 1024, n = 4096;
+  const double gram =
+      2 * m * (m + 1) * n + 2 * 2 * m * m * n + 5 * m * (m + 1) * m + 9 * 1.125 * m * m * m;
+  EXPECT_NEAR(descent::kernels::ns_flops(1024, 4096, 5, NsImpl::Gram), gram, 1.0);
+  EXPECT_EQ(descent::kernels::ns_flops(4096, 1024, 5, NsImpl::Gram), gram);
+  EXPECT_EQ(descent::kernels::ns_flops(512, 512, 5, NsImpl::Gram),
+            descent::kernels::ns_flops(512, 512, 5, NsImpl::Syrk));
 }
 
 TEST(MuonKernel, PolarFailurePaths) {
