@@ -701,6 +701,31 @@ def test_property_oracle_can_fail():
         globals()["build_case"] = real
 
 
+def test_reproducer_is_a_golden_case():
+    """A failure's JSON has the fields of tests/data/golden's optimizer cases, and the values
+    MLX computed, so that it can be saved there as a case."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    golden = os.path.join(here, "..", "..", "..", "tests", "data", "golden")
+    with open(os.path.join(golden, "adam_v0_float32.json")) as f:
+        ref = json.load(f)
+    rng = np.random.default_rng(9)
+    case = {"optimizer": "adam", "dtype": "float32",
+            "config": {"learning_rate": 0.01, "bias_correction": True},
+            "params": {"p0": rng.standard_normal((2, 3)).astype(np.float32)},
+            "grads": [{"p0": rng.standard_normal((2, 3)).astype(np.float32)} for _ in range(2)]}
+    m32 = run_mlx(case, "float32", set())
+    tol = tolerances(case, m32, run_mlx(case, "float64", set()))
+    doc = json.loads(golden_json(case, m32, tol, ("p", "p0"), "example"))
+    assert set(ref) - {"float32_vs_float64_max_abs_diff"} <= set(doc)
+    assert doc["kind"] == "optimizer" and doc["steps"] == 2
+    assert set(doc["expected"][0]["state"]) == set(ref["expected"][0]["state"]) & \
+        {"step", "learning_rate", "p0.m", "p0.v"}
+    assert doc["expected"][1]["state"]["step"] == 2
+    got = np.array(doc["expected"][1]["params"]["p0"]["data"], np.float32).reshape(2, 3)
+    assert np.array_equal(got, m32[1][0]["p0"])
+    assert doc["tolerance"]["rtol"] == 1e-5 and doc["tolerance"]["atol"] > 0
+
+
 def teardown_module(_module):
     if _LONG:
         print(f"\nmlx property cases run: {COUNTS}")
