@@ -632,6 +632,20 @@ def clip_golden(case, mg, mnorm, why):
 @given(clip_case())
 def test_clip_grad_norm_matches_mlx(case):
     COUNTS["clip"] += 1
+    check_clip(case)
+
+
+def test_clip_oracle_can_fail():
+    """The clip comparison catches a wrong result: descent clipping to 1% more than max_norm."""
+    rng = np.random.default_rng(4)
+    case = {"grads": {"a": rng.standard_normal((4, 3)).astype(np.float32),
+                      "b": rng.standard_normal(5)}, "max_norm": 0.5}
+    check_clip(case)
+    with pytest.raises(AssertionError, match="golden case"):
+        check_clip(case, clip=lambda g, n: descent.clip_grad_norm(g, n * 1.01))
+
+
+def check_clip(case, clip=descent.clip_grad_norm):
     grads = case["grads"]
     dtypes = {str(v.dtype) for v in grads.values()}
     event("clip mixed dtypes" if len(dtypes) > 1 else f"clip {dtypes.pop()}")
@@ -639,7 +653,7 @@ def test_clip_grad_norm_matches_mlx(case):
                      "dtypes": {k: str(v.dtype) for k, v in grads.items()},
                      "max_norm": case["max_norm"]}))
     dg = {k: v.copy() for k, v in grads.items()}
-    dg, dnorm = descent.clip_grad_norm(dg, case["max_norm"])
+    dg, dnorm = clip(dg, case["max_norm"])
     mg, mnorm = mo.clip_grad_norm(
         {k: mx.array(v, dtype=MX_DTYPE[str(v.dtype)]) for k, v in grads.items()},
         case["max_norm"])
