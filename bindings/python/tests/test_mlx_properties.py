@@ -80,10 +80,10 @@ def maybe_seed(f):
 COUNTS = {"optimizer": 0, "clip": 0}
 
 
-def _event(what):
-    """hypothesis.event, also from the checks called outside a hypothesis test."""
+def _event(what, record=event):
+    """hypothesis.event (or note), also from the checks called outside a hypothesis test."""
     try:
-        event(what)
+        record(what)
     except hypothesis.errors.InvalidArgument:
         pass
 
@@ -657,9 +657,9 @@ def check_clip(case, clip=descent.clip_grad_norm):
     grads = case["grads"]
     dtypes = {str(v.dtype) for v in grads.values()}
     _event("clip mixed dtypes" if len(dtypes) > 1 else f"clip {dtypes.pop()}")
-    note(json.dumps({"shapes": {k: list(v.shape) for k, v in grads.items()},
-                     "dtypes": {k: str(v.dtype) for k, v in grads.items()},
-                     "max_norm": case["max_norm"]}))
+    _event(json.dumps({"shapes": {k: list(v.shape) for k, v in grads.items()},
+                       "dtypes": {k: str(v.dtype) for k, v in grads.items()},
+                       "max_norm": case["max_norm"]}), note)
     dg = {k: v.copy() for k, v in grads.items()}
     dg, dnorm = clip(dg, case["max_norm"])
     mg, mnorm = mo.clip_grad_norm(
