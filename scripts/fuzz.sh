@@ -6,8 +6,8 @@
 #   scripts/fuzz.sh --ci                     each target for $DESCENT_FUZZ_CI_SECONDS (default 20)
 #   scripts/fuzz.sh --build                  build only
 #   scripts/fuzz.sh --merge [TARGET...]      add what runs found (build-fuzz/corpus/<target>/) to the
-#                                            committed seeds, only inputs that add coverage
-#                                            (libFuzzer -merge=1); prints the corpus sizes
+#                                            committed seeds, only inputs that reach new edges
+#                                            (libFuzzer -merge=1 -use_counters=0); prints sizes
 #   scripts/fuzz.sh --coverage [TARGET...]   line coverage of src/ reached by the committed seeds
 #                                            plus build-fuzz/corpus/ (clang source-based coverage,
 #                                            no sanitizers, in build-fuzz-cov/ or
@@ -87,23 +87,24 @@ if [[ $mode == coverage ]]; then
   done
   "$profdata" merge -sparse "$cov_dir"/profiles/*.profraw -o "$cov_dir/fuzz.profdata"
   "$llvmcov" report "${objects[@]:1}" -instr-profile="$cov_dir/fuzz.profdata" "$root/src" \
-    >"$cov_dir/report.txt"
+    "$root/capi" >"$cov_dir/report.txt"
   "$llvmcov" export -summary-only "${objects[@]:1}" -instr-profile="$cov_dir/fuzz.profdata" \
-    "$root/src" >"$cov_dir/summary.json"
-  python3 - "$cov_dir/summary.json" "$root/src/" <<'PY'
+    "$root/src" "$root/capi" >"$cov_dir/summary.json"
+  python3 - "$cov_dir/summary.json" "$root/" <<'PY'
 import collections, json, sys
 data = json.load(open(sys.argv[1]))["data"][0]
 folders = collections.defaultdict(lambda: [0, 0])
 for f in data["files"]:
     name = f["filename"].split(sys.argv[2], 1)[-1]
-    folder = name.rsplit("/", 1)[0] if "/" in name else "."
+    folder = name.rsplit("/", 1)[0]
     lines = f["summary"]["lines"]
-    for key in (folder, "src (all)"):
-        folders[key][0] += lines["covered"]
-        folders[key][1] += lines["count"]
+    for key in (folder, "src/ (all)" if name.startswith("src/") else None):
+        if key:
+            folders[key][0] += lines["covered"]
+            folders[key][1] += lines["count"]
 print(f"{'folder':<24}{'lines':>8}{'covered':>9}{'%':>8}")
-for k, (c, n) in sorted(folders.items()):
-    print(f"{'src/' + k if k != 'src (all)' else k:<24}{n:>8}{c:>9}{100.0 * c / max(n, 1):>7.1f}%")
+for k, (c, n) in sorted(folders.items(), key=lambda kv: (kv[0].endswith("(all)"), kv[0])):
+    print(f"{k:<24}{n:>8}{c:>9}{100.0 * c / max(n, 1):>7.1f}%")
 PY
   echo "fuzz.sh: per file: $cov_dir/report.txt; html: $llvmcov show -format=html -output-dir=DIR \
 ${objects[*]:1} -instr-profile=$cov_dir/fuzz.profdata $root/src" >&2
@@ -131,18 +132,19 @@ echo "fuzz.sh: build: $((SECONDS - t0)) s" >&2
 
 if [[ $mode == merge ]]; then
   # Adds to fuzz/corpus/<target>/ only the inputs of build-fuzz/corpus/<target>/ that reach new
-  # coverage; the committed seeds stay (keep the whole committed corpus well under 2 MB).
+  # edges (-use_counters=0: hit counts do not count as new coverage, which keeps the set small);
+  # the committed seeds stay (keep the whole committed corpus under 2 MB).
   for target in "${targets[@]}"; do
     [[ -d $build_dir/corpus/$target ]] || continue
     mkdir -p "$root/fuzz/corpus/$target"
     before=$(ls "$root/fuzz/corpus/$target" | wc -l)
-    OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 "$build_dir/fuzz/$target" -merge=1 \
+    OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 "$build_dir/fuzz/$target" -merge=1 -use_counters=0 \
       -max_len=8192 -timeout=60 -rss_limit_mb=4096 "$root/fuzz/corpus/$target" \
       "$build_dir/corpus/$target" >"$build_dir/$target.merge.log" 2>&1
     echo "fuzz.sh: $target: $before -> $(ls "$root/fuzz/corpus/$target" | wc -l) seeds," \
-      "$(du -sh "$root/fuzz/corpus/$target" | cut -f1)" >&2
+      "$(du -sh --apparent-size "$root/fuzz/corpus/$target" | cut -f1)" >&2
   done
-  echo "fuzz.sh: fuzz/corpus: $(du -sh "$root/fuzz/corpus" | cut -f1) in all" >&2
+  echo "fuzz.sh: fuzz/corpus: $(du -sh --apparent-size "$root/fuzz/corpus" | cut -f1) in all" >&2
   exit 0
 fi
 

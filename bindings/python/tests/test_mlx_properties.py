@@ -643,8 +643,9 @@ def test_clip_grad_norm_matches_mlx(case):
     check_clip(case)
 
 
-def test_clip_oracle_can_fail():
+def test_clip_oracle_can_fail(monkeypatch):
     """The clip comparison catches a wrong result: descent clipping to 1% more than max_norm."""
+    monkeypatch.setitem(globals(), "_OUT", None)    # an expected failure: keep no reproducer
     rng = np.random.default_rng(4)
     case = {"grads": {"a": rng.standard_normal((4, 3)).astype(np.float32),
                       "b": rng.standard_normal(5)}, "max_norm": 0.5}
@@ -709,9 +710,10 @@ def check_clip(case, clip=descent.clip_grad_norm):
                              + report(clip_golden(case, mg, mnorm, problems[0]), "clip"))
 
 
-def test_property_oracle_can_fail():
+def test_property_oracle_can_fail(monkeypatch):
     """The comparison catches a semantic difference: descent Adam with bias correction against
     MLX Adam without it, same inputs."""
+    monkeypatch.setitem(globals(), "_OUT", None)    # an expected failure: keep no reproducer
     rng = np.random.default_rng(5)
     p = rng.standard_normal((3, 4)).astype(np.float32)
     g = [rng.standard_normal((3, 4)).astype(np.float32) for _ in range(3)]
