@@ -5,6 +5,13 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   each target (default: all) for SECONDS (default 60)
 #   scripts/fuzz.sh --ci                     each target for $DESCENT_FUZZ_CI_SECONDS (default 20)
 #   scripts/fuzz.sh --build                  build only
+#   scripts/fuzz.sh --merge [TARGET...]      add what runs found (build-fuzz/corpus/<target>/) to the
+#                                            committed seeds, only inputs that reach new edges
+#                                            (libFuzzer -merge=1 -use_counters=0); prints sizes
+#   scripts/fuzz.sh --coverage [TARGET...]   line coverage of src/ reached by the committed seeds
+#                                            plus build-fuzz/corpus/ (clang source-based coverage,
+#                                            no sanitizers, in build-fuzz-cov/ or
+#                                            $DESCENT_FUZZ_COV_BUILD_DIR): per file and per folder
 #
 # Each target starts from its committed seeds (fuzz/corpus/<target>/) plus what earlier runs found
 # (build-fuzz/corpus/<target>/, kept between runs) and uses fuzz/<json|safetensors>.dict. A crash,
@@ -21,7 +28,11 @@ all_targets=(fuzz_state_load fuzz_config fuzz_schedule fuzz_multi fuzz_files)
 
 seconds=60
 build_only=0
-if [[ ${1:-} == --ci ]]; then
+mode=run
+if [[ ${1:-} == --merge || ${1:-} == --coverage ]]; then
+  mode=${1#--}
+  shift
+elif [[ ${1:-} == --ci ]]; then
   seconds=${DESCENT_FUZZ_CI_SECONDS:-20}
   shift
 elif [[ ${1:-} == --build ]]; then
@@ -38,6 +49,65 @@ cc=${DESCENT_FUZZ_CC:-clang}
 cxx=${DESCENT_FUZZ_CXX:-clang++}
 if ! command -v "$cxx" >/dev/null 2>&1; then
   echo "fuzz.sh: $cxx not found (Debian: apt-get install -y clang): fuzzing skipped" >&2
+  exit 0
+fi
+
+if [[ $mode == coverage ]]; then
+  # Source-based coverage: the same targets without sanitizers, each input of the corpora run
+  # once (-runs=0), profiles merged with the llvm-profdata/llvm-cov matching clang's version.
+  ver=$("$cxx" -dumpversion | cut -d. -f1)
+  profdata=llvm-profdata-$ver; command -v "$profdata" >/dev/null 2>&1 || profdata=llvm-profdata
+  llvmcov=llvm-cov-$ver; command -v "$llvmcov" >/dev/null 2>&1 || llvmcov=llvm-cov
+  cov_dir=${DESCENT_FUZZ_COV_BUILD_DIR:-$root/build-fuzz-cov}
+  covflags="-fprofile-instr-generate -fcoverage-mapping"
+  launch=()
+  command -v ccache >/dev/null 2>&1 && launch=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+  gen=()
+  command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
+  cmake -S "$root" -B "$cov_dir" "${gen[@]}" "${launch[@]}" \
+    -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_C_FLAGS="$covflags" -DCMAKE_CXX_FLAGS="$covflags" \
+    -DCMAKE_EXE_LINKER_FLAGS="-fprofile-instr-generate" \
+    -DDESCENT_FUZZ=ON -DDESCENT_SANITIZE="" \
+    -DDESCENT_BUILD_SHARED=OFF -DDESCENT_BUILD_STATIC=ON \
+    -DDESCENT_BUILD_TESTS=OFF -DDESCENT_BUILD_EXAMPLES=OFF -DDESCENT_BUILD_BENCH=OFF >/dev/null
+  cmake --build "$cov_dir" -j"$jobs" --target "${targets[@]}"
+  rm -rf "$cov_dir/profiles"
+  mkdir -p "$cov_dir/profiles"
+  objects=()
+  for target in "${targets[@]}"; do
+    dirs=()
+    for d in "$root/fuzz/corpus/$target" "$build_dir/corpus/$target"; do
+      [[ -d $d ]] && dirs+=("$d")
+    done
+    OPENBLAS_NUM_THREADS=1 LLVM_PROFILE_FILE="$cov_dir/profiles/$target-%p.profraw" \
+      "$cov_dir/fuzz/$target" -runs=0 -max_len=8192 -timeout=60 -rss_limit_mb=4096 \
+      "${dirs[@]}" >"$cov_dir/$target.log" 2>&1
+    objects+=(-object "$cov_dir/fuzz/$target")
+  done
+  "$profdata" merge -sparse "$cov_dir"/profiles/*.profraw -o "$cov_dir/fuzz.profdata"
+  "$llvmcov" report "${objects[@]:1}" -instr-profile="$cov_dir/fuzz.profdata" "$root/src" \
+    "$root/capi" >"$cov_dir/report.txt"
+  "$llvmcov" export -summary-only "${objects[@]:1}" -instr-profile="$cov_dir/fuzz.profdata" \
+    "$root/src" "$root/capi" >"$cov_dir/summary.json"
+  python3 - "$cov_dir/summary.json" "$root/" <<'PY'
+import collections, json, sys
+data = json.load(open(sys.argv[1]))["data"][0]
+folders = collections.defaultdict(lambda: [0, 0])
+for f in data["files"]:
+    name = f["filename"].split(sys.argv[2], 1)[-1]
+    folder = name.rsplit("/", 1)[0]
+    lines = f["summary"]["lines"]
+    for key in (folder, "src/ (all)" if name.startswith("src/") else None):
+        if key:
+            folders[key][0] += lines["covered"]
+            folders[key][1] += lines["count"]
+print(f"{'folder':<24}{'lines':>8}{'covered':>9}{'%':>8}")
+for k, (c, n) in sorted(folders.items(), key=lambda kv: (kv[0].endswith("(all)"), kv[0])):
+    print(f"{k:<24}{n:>8}{c:>9}{100.0 * c / max(n, 1):>7.1f}%")
+PY
+  echo "fuzz.sh: per file: $cov_dir/report.txt; html: $llvmcov show -format=html -output-dir=DIR \
+${objects[*]:1} -instr-profile=$cov_dir/fuzz.profdata $root/src" >&2
   exit 0
 fi
 
@@ -59,6 +129,24 @@ cmake -S "$root" -B "$build_dir" "${generator[@]}" "${launcher[@]}" \
 cmake --build "$build_dir" -j"$jobs" --target "${targets[@]}"
 echo "fuzz.sh: build: $((SECONDS - t0)) s" >&2
 [[ $build_only == 0 ]] || exit 0
+
+if [[ $mode == merge ]]; then
+  # Adds to fuzz/corpus/<target>/ only the inputs of build-fuzz/corpus/<target>/ that reach new
+  # edges (-use_counters=0: hit counts do not count as new coverage, which keeps the set small);
+  # the committed seeds stay (keep the whole committed corpus under 2 MB).
+  for target in "${targets[@]}"; do
+    [[ -d $build_dir/corpus/$target ]] || continue
+    mkdir -p "$root/fuzz/corpus/$target"
+    before=$(ls "$root/fuzz/corpus/$target" | wc -l)
+    OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 "$build_dir/fuzz/$target" -merge=1 -use_counters=0 \
+      -max_len=8192 -timeout=60 -rss_limit_mb=4096 "$root/fuzz/corpus/$target" \
+      "$build_dir/corpus/$target" >"$build_dir/$target.merge.log" 2>&1
+    echo "fuzz.sh: $target: $before -> $(ls "$root/fuzz/corpus/$target" | wc -l) seeds," \
+      "$(du -sh --apparent-size "$root/fuzz/corpus/$target" | cut -f1)" >&2
+  done
+  echo "fuzz.sh: fuzz/corpus: $(du -sh --apparent-size "$root/fuzz/corpus" | cut -f1) in all" >&2
+  exit 0
+fi
 
 # No allocation stacks and a small quarantine: several times the executions per second. To see
 # where a reported block was allocated, rerun the input with ASAN_OPTIONS=malloc_context_size=30.

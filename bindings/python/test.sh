@@ -17,5 +17,6 @@ py="$venv/bin/python"
 cd "$here"
 "$py" -c "import descent; print('descent', descent.__version__, 'from', descent.library_path)"
 "$py" examples/quickstart.py >/dev/null
-"$py" -m pytest -q -p no:cacheprovider tests
+# test_mlx_properties.py runs as its own ctest (test-mlx-properties.sh).
+"$py" -m pytest -q -p no:cacheprovider --ignore=tests/test_mlx_properties.py tests
 "$root/tests/conformance/run.sh" "$DESCENT_CONFORMANCE_C" "python=$py $here/conformance.py"

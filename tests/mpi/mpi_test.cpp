@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -216,6 +217,102 @@ TEST(Mpi, ReshardingResumeThroughFiles) {
       for (std::size_t i = 0; i < m.size(); ++i)
         EXPECT_EQ(u.p[i], ref.p[i]) << k << " gathered " << m[i].name;
       descent_optimizer_free(again);
+    }
+    descent_optimizer_free(opt);
+    descent_collectives_free(c);
+  }
+}
+
+// A rank killed by SIGKILL during a sharded save (ctest mpi_np_sigkill, tests/mpi/sigkill.sh;
+// docs/distributed.md "Sharded save protocol and durability").
+//
+// Phase "kill": for adamw and muon (or DESCENT_KILL_KIND) in DESCENT_KILL_DIR/<kind>, a save after
+// every step.
+// With DESCENT_KILL_AT = N (1-5) the last rank raises SIGKILL on entering the N-th all-reduce of
+// the save after step 3 (the save has 5: outcome and generation, shards durable, size/checksum
+// table, agreement, final outcome; rank 0 renames index.json between the 4th and the 5th), or
+// with "end" after the 5th returns; mpirun then ends every rank. With DESCENT_KILL_AT = "loop" it
+// saves after each of 400 steps and the script kills a rank from outside at a random moment.
+// Phase "check" (any number of ranks): a fresh optimizer loads the directory and must hold a
+// complete checkpoint: the state after some k steps (k read from the loaded "step"; with
+// DESCENT_KILL_EXPECT set, k must be that), which continues bit for bit as the uninterrupted
+// run from step k.
+struct Killer {
+  int calls = 0;
+  int kill_before = -1;  // SIGKILL on entering this all-reduce (1-based), on the last rank
+  int kill_after = -1;   // SIGKILL after this all-reduce returns
+};
+descent_status killing_reduce(double* v, size_t n, descent_reduce_op op, void* user, char*,
+                              size_t) {
+  auto* k = static_cast<Killer*>(user);
+  ++k->calls;
+  if (k->calls == k->kill_before) std::raise(SIGKILL);
+  MPI_Allreduce(MPI_IN_PLACE, v, static_cast<int>(n), MPI_DOUBLE,
+                op == DESCENT_REDUCE_MAX ? MPI_MAX : MPI_SUM, MPI_COMM_WORLD);
+  if (k->calls == k->kill_after) std::raise(SIGKILL);
+  return DESCENT_OK;
+}
+
+TEST(Mpi, SigkillDuringShardedSave) {
+  const char* phase_env = std::getenv("DESCENT_KILL_PHASE");
+  const char* dir_env = std::getenv("DESCENT_KILL_DIR");
+  if (!phase_env || !dir_env) GTEST_SKIP() << "DESCENT_KILL_PHASE/DIR not set";
+  const std::string phase = phase_env, dir = dir_env;
+  const char* at_env = std::getenv("DESCENT_KILL_AT");
+  const std::string at = at_env ? at_env : "";
+  const auto m = model();
+  const char* kinds_env = std::getenv("DESCENT_KILL_KIND");
+  for (const char* kind : {"adamw", "muon"}) {
+    if (kinds_env && std::string(kinds_env) != kind) continue;
+    const std::string k = kind, path = dir + "/" + k;
+    Faulty never;
+    Killer killer;
+    descent_collectives* c = nullptr;
+    ASSERT_EQ(descent_collectives_create(static_cast<size_t>(rank_of()),
+                                         static_cast<size_t>(size_of()), &c, nullptr, 0),
+              DESCENT_OK);
+    descent_collectives_set_allgatherv(c, faulty_gather, &never, nullptr, nullptr, 0);
+    descent_collectives_set_allreduce(c, killing_reduce, &killer, nullptr, nullptr, 0);
+    descent_optimizer* opt = make_optimizer(k, m);
+    ASSERT_EQ(descent_optimizer_shard(opt, c), DESCENT_OK) << descent_optimizer_last_error(opt);
+    if (phase == "kill") {
+      const int steps = at == "loop" ? 400 : 4;
+      Tensors t(m);
+      for (int s = 0; s < steps; ++s) {
+        t.grads_for(m, static_cast<uint64_t>(s));
+        ASSERT_EQ(update(opt, m, t, s % 3), DESCENT_OK) << descent_optimizer_last_error(opt);
+        if (s == 3 && at != "loop" && rank_of() == size_of() - 1) {
+          killer.calls = 0;
+          if (at == "end")
+            killer.kill_after = 5;
+          else
+            killer.kill_before = std::atoi(at.c_str());
+        }
+        ASSERT_EQ(descent_optimizer_save_sharded(opt, path.c_str()), DESCENT_OK)
+            << descent_optimizer_last_error(opt);
+        if (s == 3 && at != "loop") ADD_FAILURE() << "the save after step 4 was not killed";
+      }
+    } else {
+      ASSERT_EQ(descent_optimizer_load_sharded(opt, path.c_str()), DESCENT_OK)
+          << k << ": " << descent_optimizer_last_error(opt);
+      uint64_t step = 0;
+      ASSERT_EQ(descent_optimizer_state_get(opt, "step", DESCENT_UINT64, &step, 1), DESCENT_OK)
+          << descent_optimizer_last_error(opt);
+      if (const char* expect = std::getenv("DESCENT_KILL_EXPECT")) {
+        EXPECT_EQ(step, std::strtoull(expect, nullptr, 10)) << k;
+      }
+      if (rank_of() == 0)
+        std::printf("%s: the checkpoint loaded holds step %llu\n", kind,
+                    static_cast<unsigned long long>(step));
+      const int first = static_cast<int>(step);
+      Tensors t = reference(k, m, first);
+      for (int s = first; s < first + 2; ++s) {
+        t.grads_for(m, static_cast<uint64_t>(s));
+        ASSERT_EQ(update(opt, m, t, s % 3), DESCENT_OK) << descent_optimizer_last_error(opt);
+      }
+      const Tensors ref = reference(k, m, first + 2);
+      for (std::size_t i = 0; i < m.size(); ++i)
+        EXPECT_EQ(t.p[i], ref.p[i]) << k << " " << m[i].name;
     }
     descent_optimizer_free(opt);
     descent_collectives_free(c);

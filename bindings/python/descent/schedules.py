@@ -7,6 +7,7 @@ Any Python callable ``f(step) -> float`` is a schedule too (it runs as a callbac
 """
 import ctypes
 import json
+import numbers
 
 from . import _lib
 from ._errors import DescentError
@@ -28,23 +29,34 @@ class Schedule(dict):
         return out.value
 
 
+def _count(v):
+    """A step count or boundary as the library's JSON wants it: an int when the value is integral;
+    otherwise the value itself, which the library refuses with a message naming the field (a
+    silent int() would turn MLX's valid 2.5 into 2)."""
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    if isinstance(v, numbers.Real) and float(v).is_integer():
+        return int(v)
+    return v
+
+
 def exponential_decay(init, decay_rate):
     return Schedule(schedule="exponential_decay", init=float(init), decay_rate=float(decay_rate))
 
 
 def step_decay(init, decay_rate, step_size):
     return Schedule(schedule="step_decay", init=float(init), decay_rate=float(decay_rate),
-                    step_size=int(step_size))
+                    step_size=_count(step_size))
 
 
 def cosine_decay(init, decay_steps, end=0.0):
-    return Schedule(schedule="cosine_decay", init=float(init), decay_steps=int(decay_steps),
+    return Schedule(schedule="cosine_decay", init=float(init), decay_steps=_count(decay_steps),
                     end=float(end))
 
 
 def linear_schedule(init, end, steps):
     return Schedule(schedule="linear_schedule", init=float(init), end=float(end),
-                    steps=int(steps))
+                    steps=_count(steps))
 
 
 def join_schedules(schedules, boundaries):
@@ -55,7 +67,7 @@ def join_schedules(schedules, boundaries):
                             f"(a Python callable cannot be joined by the library), got {s!r}")
         specs.append(dict(s))
     return Schedule(schedule="join_schedules", schedules=specs,
-                    boundaries=[int(b) for b in boundaries])
+                    boundaries=[_count(b) for b in boundaries])
 
 
 def constant(value):

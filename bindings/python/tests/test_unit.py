@@ -243,6 +243,22 @@ def test_save_load(tmp_path):
     assert all(np.array_equal(o3.state[k], v) for k, v in o2.state.items())
 
 
+def test_schedule_counts_must_be_integral():
+    """MLX accepts decay_steps=2.5 and computes with it; descent refuses a non-integer count
+    (docs/mlx-semantics.md) with an error naming the field, never by truncating it to 2."""
+    s = descent.schedules
+    assert s.cosine_decay(1.0, 4.0)(1) == s.cosine_decay(1.0, 4)(1)
+    for sched, field in ((s.cosine_decay(1.0, 2.5), "decay_steps"),
+                         (s.step_decay(1.0, 0.5, 1.5), "step_size"),
+                         (s.linear_schedule(0.0, 1.0, 2.5), "steps"),
+                         (s.join_schedules([s.constant(1.0), s.constant(0.5)], [1.5]),
+                          "boundaries")):
+        with pytest.raises(descent.DescentError, match=field):
+            sched(1)
+        with pytest.raises(descent.DescentError, match=field):
+            descent.SGD(learning_rate=sched)
+
+
 def test_schedules_match_mlx_docstrings():
     s = descent.schedules
     assert s.exponential_decay(0.1, 0.9)(4) == 0.06560999155044556
