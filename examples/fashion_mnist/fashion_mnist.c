@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "data.h"
+#include "bf16.h"
 #include "mlp.h"
 #include "rng.h"
 
@@ -89,6 +90,9 @@ static void usage(FILE* f) {
       "  --eval-every N     also measure test accuracy every N steps (default: each epoch)\n"
       "  --log-every N      steps per CSV row (default 50)\n"
       "  --target X         accuracy whose first step is reported (default 0.88)\n"
+      "  --dtype T          float32 (default) or bf16: bfloat16 parameters and gradients\n"
+      "                     (float32 optimizer state, descent's default state_precision;\n"
+      "                     forward and backward on their float32 widening)\n"
       "  --help\n",
       g_program);
 }
@@ -301,6 +305,7 @@ typedef struct options {
   uint64_t train_subset, test_subset;
   int eval_every, log_every;
   double target;
+  descent_dtype dtype; /* DESCENT_FLOAT32 or DESCENT_BFLOAT16 (--dtype) */
 } options;
 
 /* One training run: the settings that define it (all of them are checked on --resume) and
@@ -402,7 +407,7 @@ static uint64_t optimizer_checksum(const descent_optimizer* opt) {
         descent_optimizer_state_info(opt, key, &dtype, &ndim, shape, DESCENT_MAX_NDIM))
       return 0;
     for (d = 0; d < ndim; ++d) numel *= (size_t)shape[d];
-    width = dtype == DESCENT_FLOAT32 ? 4 : 8;
+    width = dtype == DESCENT_FLOAT32 ? 4 : dtype == DESCENT_FLOAT64 ? 8 : 2;
     h = fnv1a(h, key, strlen(key) + 1);
     buf = malloc(numel * width + 1);
     if (!buf) return 0;
@@ -494,7 +499,7 @@ static descent_optimizer* make_optimizer(const options* o, const run* r, const m
     }
   }
   for (i = 0; i < MLP_TENSORS; ++i) {
-    if (descent_optimizer_add_parameter(opt, m->names[i], DESCENT_FLOAT32, m->ndims[i],
+    if (descent_optimizer_add_parameter(opt, m->names[i], o->dtype, m->ndims[i],
                                         m->shapes[i]) != DESCENT_OK) {
       errorf("declaring %s: %s", m->names[i], descent_optimizer_last_error(opt));
       descent_optimizer_free(opt);
@@ -666,10 +671,11 @@ static char* run_signature(const options* o, const run* r) {
   if (o->has_lr) snprintf(lr, sizeof lr, "%.17g", o->lr);
   return format_string(
       "optimizer=%s\nconfig=%s\nlr=%s\nschedule=%s\nepochs=%d\nbatch=%d\nseed=%llu\n"
-      "train_subset=%llu\ntest_subset=%llu\neval_every=%d\nlog_every=%d\n",
+      "train_subset=%llu\ntest_subset=%llu\neval_every=%d\nlog_every=%d\ndtype=%s\n",
       r->name, r->config ? r->config : "", lr, r->schedule ? r->schedule : "", o->epochs, o->batch,
       (unsigned long long)o->seed, (unsigned long long)o->train_subset,
-      (unsigned long long)o->test_subset, o->eval_every, o->log_every);
+      (unsigned long long)o->test_subset, o->eval_every, o->log_every,
+      descent_dtype_name(o->dtype));
 }
 
 /* The model file: magic, the run signature, the BLAS thread count, the progress state, the curves,
@@ -944,6 +950,9 @@ static int train(const options* o, const run* r, const dataset* data, result* re
   double session_start, base_elapsed, session_eval = 0.0; /* evaluation time is not training */
   int status = EXIT_ERROR, shuffled = 0, saved_here = 0;
   size_t i;
+  uint16_t* half_storage = NULL; /* --dtype bf16: the parameters, then the gradients */
+  uint16_t* half_params[MLP_TENSORS];
+  uint16_t* half_grads[MLP_TENSORS];
 
   memset(&s, 0, sizeof s);
   memset(&d, 0, sizeof d);
@@ -1004,6 +1013,26 @@ static int train(const options* o, const run* r, const dataset* data, result* re
     free(model_path);
   }
   if (r->csv && !(csv = csv_open(r->csv, &s))) goto done;
+  if (o->dtype == DESCENT_BFLOAT16) {
+    /* The bfloat16 parameters are the model; m.params holds their float32 widening. */
+    size_t total = 0;
+    for (i = 0; i < MLP_TENSORS; ++i) total += m.numel[i];
+    half_storage = (uint16_t*)malloc(2 * total * sizeof *half_storage);
+    if (!half_storage) {
+      errorf("out of memory");
+      goto done;
+    }
+    {
+      size_t at = 0;
+      for (i = 0; i < MLP_TENSORS; ++i) {
+        half_params[i] = half_storage + at;
+        half_grads[i] = half_storage + total + at;
+        at += m.numel[i];
+        bf16_round_array(m.params.tensor[i], half_params[i], m.numel[i]);
+        bf16_widen_array(half_params[i], m.params.tensor[i], m.numel[i]);
+      }
+    }
+  }
 
   base_elapsed = s.elapsed;
   session_start = now_seconds();
@@ -1049,13 +1078,21 @@ static int train(const options* o, const run* r, const dataset* data, result* re
       status = EXIT_DIVERGED;
       goto done;
     }
-    if (descent_optimizer_update(opt, MLP_TENSORS, m.names, NULL, NULL,
-                                 (void* const*)m.params.tensor,
-                                 (const void* const*)m.grads.tensor) != DESCENT_OK) {
+    if (o->dtype == DESCENT_BFLOAT16)
+      for (i = 0; i < MLP_TENSORS; ++i)
+        bf16_round_array(m.grads.tensor[i], half_grads[i], m.numel[i]);
+    if (descent_optimizer_update(
+            opt, MLP_TENSORS, m.names, NULL, NULL,
+            o->dtype == DESCENT_BFLOAT16 ? (void* const*)half_params : (void* const*)m.params.tensor,
+            o->dtype == DESCENT_BFLOAT16 ? (const void* const*)half_grads
+                                         : (const void* const*)m.grads.tensor) != DESCENT_OK) {
       clear_bar(&d);
       errorf("descent_optimizer_update: %s", descent_optimizer_last_error(opt));
       goto done;
     }
+    if (o->dtype == DESCENT_BFLOAT16)
+      for (i = 0; i < MLP_TENSORS; ++i)
+        bf16_widen_array(half_params[i], m.params.tensor[i], m.numel[i]);
     ++s.step;
     ++s.batch_index;
     ++session_steps;
@@ -1170,6 +1207,7 @@ done:
   if (csv) fclose(csv);
   descent_optimizer_free(opt);
   free(perm);
+  free(half_storage);
   free(s.rows);
   free(signature);
   mlp_free(&m);
@@ -1267,7 +1305,7 @@ static int plot_comparison(const options* o, const run* runs, int count) {
 /* The options that take a value, each followed by a space. */
 static const char kValueOptions[] =
     "--optimizer --lr --config --schedule --epochs --batch --seed --steps --csv --checkpoint "
-    "--compare --out --data --train-subset --test-subset --eval-every --log-every --target ";
+    "--compare --out --data --train-subset --test-subset --eval-every --log-every --target --dtype ";
 
 static int valid_name(const char* s) {
   size_t n = strlen(s), i;
@@ -1332,6 +1370,7 @@ int main(int argc, char** argv) {
   o.schedule = "cosine";
   o.log_every = 50;
   o.target = 0.88;
+  o.dtype = DESCENT_FLOAT32;
   o.data_dir = env_dir && *env_dir ? env_dir : FM_DEFAULT_DIR;
 
   for (i = 1; i < argc; ++i) {
@@ -1386,6 +1425,14 @@ int main(int argc, char** argv) {
       bad = parse_positive_int(v, &o.eval_every);
     } else if (strcmp(a, "--log-every") == 0) {
       bad = parse_positive_int(v, &o.log_every);
+    } else if (strcmp(a, "--dtype") == 0) {
+      bad = !v;
+      if (v && (strcmp(v, "bf16") == 0 || strcmp(v, "bfloat16") == 0))
+        o.dtype = DESCENT_BFLOAT16;
+      else if (v && strcmp(v, "float32") == 0)
+        o.dtype = DESCENT_FLOAT32;
+      else
+        bad = 1;
     } else if (strcmp(a, "--target") == 0) {
       bad = parse_double(v, &o.target) || o.target <= 0 || o.target > 1;
     } else {

@@ -13,6 +13,7 @@
 #       a missing and a truncated data file: exit status 2 and a message naming the file and
 #       how to install the data
 #
+# FM_EXTRA_ARGS (words) are passed to every training run, e.g. "--dtype bf16".
 # A missing dataset fails the train and resume tests with the program's message (exit 2).
 set -euo pipefail
 
@@ -20,6 +21,7 @@ mode=$1 bin=$2 work=$3
 optimizer=${4:-adamw}
 schedule=${5:-none}
 images=${6:-9600}
+read -r -a extra <<< "${FM_EXTRA_ARGS:-}"
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work"
@@ -32,7 +34,7 @@ fail() {
 case "$mode" in
 train)
   "$bin" --optimizer "$optimizer" --schedule "$schedule" --seed 1 --batch 64 --epochs 2 \
-    --train-subset "$images" --csv train.csv | tee train.log
+    --train-subset "$images" --csv train.csv ${extra[@]+"${extra[@]}"} | tee train.log
   # step,epoch,train_loss,test_acc,lr,elapsed: row 1 is step 0 (loss of the first batch before
   # any update), the last row the end of epoch 2.
   awk -F, -v opt="$optimizer" -v expected=$((2 * images / 64)) '
@@ -49,7 +51,8 @@ train)
 
 resume)
   common=(--optimizer "$optimizer" --schedule "$schedule" --seed 3 --batch 64 --epochs 2
-          --train-subset 2048 --test-subset 1000 --eval-every 8 --log-every 5)
+          --train-subset 2048 --test-subset 1000 --eval-every 8 --log-every 5
+          ${extra[@]+"${extra[@]}"})
   checksums() { grep -E '^[^ ]+: checksums ' "$1" | tail -1 | sed 's/^[^ ]*: //'; }
   curves() { cut -d, -f1-5 "$1"; } # all but elapsed
 
