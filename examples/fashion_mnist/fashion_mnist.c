@@ -22,8 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "data.h"
 #include "bf16.h"
+#include "data.h"
 #include "mlp.h"
 #include "rng.h"
 
@@ -499,8 +499,8 @@ static descent_optimizer* make_optimizer(const options* o, const run* r, const m
     }
   }
   for (i = 0; i < MLP_TENSORS; ++i) {
-    if (descent_optimizer_add_parameter(opt, m->names[i], o->dtype, m->ndims[i],
-                                        m->shapes[i]) != DESCENT_OK) {
+    if (descent_optimizer_add_parameter(opt, m->names[i], o->dtype, m->ndims[i], m->shapes[i]) !=
+        DESCENT_OK) {
       errorf("declaring %s: %s", m->names[i], descent_optimizer_last_error(opt));
       descent_optimizer_free(opt);
       return NULL;
@@ -1081,11 +1081,12 @@ static int train(const options* o, const run* r, const dataset* data, result* re
     if (o->dtype == DESCENT_BFLOAT16)
       for (i = 0; i < MLP_TENSORS; ++i)
         bf16_round_array(m.grads.tensor[i], half_grads[i], m.numel[i]);
-    if (descent_optimizer_update(
-            opt, MLP_TENSORS, m.names, NULL, NULL,
-            o->dtype == DESCENT_BFLOAT16 ? (void* const*)half_params : (void* const*)m.params.tensor,
-            o->dtype == DESCENT_BFLOAT16 ? (const void* const*)half_grads
-                                         : (const void* const*)m.grads.tensor) != DESCENT_OK) {
+    if (descent_optimizer_update(opt, MLP_TENSORS, m.names, NULL, NULL,
+                                 o->dtype == DESCENT_BFLOAT16 ? (void* const*)half_params
+                                                              : (void* const*)m.params.tensor,
+                                 o->dtype == DESCENT_BFLOAT16
+                                     ? (const void* const*)half_grads
+                                     : (const void* const*)m.grads.tensor) != DESCENT_OK) {
       clear_bar(&d);
       errorf("descent_optimizer_update: %s", descent_optimizer_last_error(opt));
       goto done;
@@ -1305,7 +1306,8 @@ static int plot_comparison(const options* o, const run* runs, int count) {
 /* The options that take a value, each followed by a space. */
 static const char kValueOptions[] =
     "--optimizer --lr --config --schedule --epochs --batch --seed --steps --csv --checkpoint "
-    "--compare --out --data --train-subset --test-subset --eval-every --log-every --target --dtype ";
+    "--compare --out --data --train-subset --test-subset --eval-every --log-every --target "
+    "--dtype ";
 
 static int valid_name(const char* s) {
   size_t n = strlen(s), i;

@@ -69,6 +69,12 @@ inline uint16_t float_to_f16(float f) {
   return static_cast<uint16_t>(sign | r);
 }
 
+// A bfloat16 parameter or gradient read and written by a float32 computation (the fused path of
+// the "float32" state precision): storage only, converted by kernels::load and kernels::store.
+struct Bf16Storage {
+  uint16_t bits;
+};
+
 // ---- arithmetic types for MLX's half-precision semantics --------------------------------------
 // Each operation converts its operands to float32, computes, and rounds the result: MLX's CPU
 // backend evaluates one primitive per operation and stores it in the array's dtype. Conversion

@@ -14,26 +14,26 @@ struct AdadeltaCoefficients {
   T lr, rho, one_minus_rho, eps;
 };
 
-template <class T>
-DESCENT_KERNEL_BODY void adadelta_step_body(int64_t n, T* __restrict p, const T* __restrict g,
+template <class T, class P = T>
+DESCENT_KERNEL_BODY void adadelta_step_body(int64_t n, P* __restrict p, const P* __restrict g,
                                             T* __restrict v, T* __restrict u,
                                             const AdadeltaCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
-    const T gi = g[i];
+    const T gi = load(g[i]);
     const T ui = u[i];
     const T vi = c.rho * v[i] + c.one_minus_rho * (gi * gi);
     const T d = (sqrt_of(ui + c.eps) / sqrt_of(vi + c.eps)) * gi;
     v[i] = vi;
     u[i] = c.rho * ui + c.one_minus_rho * (d * d);
-    p[i] = p[i] - c.lr * d;
+    p[i] = store<P>(load(p[i]) - c.lr * d);
   }
 }
 
 // The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
-template <class T>
-void adadelta_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
+template <class T, class P = T>
+void adadelta_step(int64_t n, P* __restrict p, const P* __restrict g, T* __restrict v,
                    T* __restrict u, const AdadeltaCoefficients<T>& c) {
-  dispatch<&adadelta_step_body<T>>(n, p, g, v, u, c);
+  dispatch<&adadelta_step_body<T, P>>(n, p, g, v, u, c);
 }
 
 }  // namespace descent::kernels

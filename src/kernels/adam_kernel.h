@@ -22,27 +22,27 @@ struct AdamCoefficients {
   bool bias_correction;
 };
 
-template <class T>
-DESCENT_KERNEL_BODY void adam_step_body(int64_t n, T* __restrict p, const T* __restrict g,
+template <class T, class P = T>
+DESCENT_KERNEL_BODY void adam_step_body(int64_t n, P* __restrict p, const P* __restrict g,
                                         T* __restrict m, T* __restrict v,
                                         const AdamCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
-    const T gi = g[i];
+    const T gi = load(g[i]);
     const T mi = c.b1 * m[i] + c.one_minus_b1 * gi;
     const T vi = c.b2 * v[i] + c.one_minus_b2 * (gi * gi);
     m[i] = mi;
     v[i] = vi;
-    const T pi = c.apply_decay ? p[i] * c.decay : p[i];
+    const T pi = c.apply_decay ? load(p[i]) * c.decay : load(p[i]);
     const T denom = c.bias_correction ? sqrt_of(vi) * c.c2 + c.eps : sqrt_of(vi) + c.eps;
-    p[i] = pi - (c.step_scale * mi) / denom;
+    p[i] = store<P>(pi - (c.step_scale * mi) / denom);
   }
 }
 
 // The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
-template <class T>
-void adam_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
+template <class T, class P = T>
+void adam_step(int64_t n, P* __restrict p, const P* __restrict g, T* __restrict m, T* __restrict v,
                const AdamCoefficients<T>& c) {
-  dispatch<&adam_step_body<T>>(n, p, g, m, v, c);
+  dispatch<&adam_step_body<T, P>>(n, p, g, m, v, c);
 }
 
 }  // namespace descent::kernels

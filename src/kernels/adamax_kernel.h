@@ -15,25 +15,25 @@ struct AdamaxCoefficients {
   T lr, b1, one_minus_b1, b2, eps;
 };
 
-template <class T>
-DESCENT_KERNEL_BODY void adamax_step_body(int64_t n, T* __restrict p, const T* __restrict g,
+template <class T, class P = T>
+DESCENT_KERNEL_BODY void adamax_step_body(int64_t n, P* __restrict p, const P* __restrict g,
                                           T* __restrict m, T* __restrict v,
                                           const AdamaxCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
-    const T gi = g[i];
+    const T gi = load(g[i]);
     const T mi = c.b1 * m[i] + c.one_minus_b1 * gi;
     const T vi = maximum_nan(c.b2 * v[i], abs_of(gi));
     m[i] = mi;
     v[i] = vi;
-    p[i] = p[i] - (c.lr * mi) / (vi + c.eps);
+    p[i] = store<P>(load(p[i]) - (c.lr * mi) / (vi + c.eps));
   }
 }
 
 // The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
-template <class T>
-void adamax_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
+template <class T, class P = T>
+void adamax_step(int64_t n, P* __restrict p, const P* __restrict g, T* __restrict m,
                  T* __restrict v, const AdamaxCoefficients<T>& c) {
-  dispatch<&adamax_step_body<T>>(n, p, g, m, v, c);
+  dispatch<&adamax_step_body<T, P>>(n, p, g, m, v, c);
 }
 
 }  // namespace descent::kernels

@@ -17,24 +17,24 @@ struct LionCoefficients {
   bool apply_decay;
 };
 
-template <class T>
-DESCENT_KERNEL_BODY void lion_step_body(int64_t n, T* __restrict p, const T* __restrict g,
+template <class T, class P = T>
+DESCENT_KERNEL_BODY void lion_step_body(int64_t n, P* __restrict p, const P* __restrict g,
                                         T* __restrict m, const LionCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
-    const T gi = g[i];
+    const T gi = load(g[i]);
     const T mi = m[i];
     const T dir = c.b1 * mi + c.one_minus_b1 * gi;
     m[i] = c.b2 * mi + c.one_minus_b2 * gi;
-    const T pi = c.apply_decay ? c.decay * p[i] : p[i];
-    p[i] = pi - c.lr * sign(dir);
+    const T pi = c.apply_decay ? c.decay * load(p[i]) : load(p[i]);
+    p[i] = store<P>(pi - c.lr * sign(dir));
   }
 }
 
 // The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
-template <class T>
-void lion_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
+template <class T, class P = T>
+void lion_step(int64_t n, P* __restrict p, const P* __restrict g, T* __restrict m,
                const LionCoefficients<T>& c) {
-  dispatch<&lion_step_body<T>>(n, p, g, m, c);
+  dispatch<&lion_step_body<T, P>>(n, p, g, m, c);
 }
 
 }  // namespace descent::kernels

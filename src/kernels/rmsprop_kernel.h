@@ -14,22 +14,22 @@ struct RmspropCoefficients {
   T lr, alpha, one_minus_alpha, eps;
 };
 
-template <class T>
-DESCENT_KERNEL_BODY void rmsprop_step_body(int64_t n, T* __restrict p, const T* __restrict g,
+template <class T, class P = T>
+DESCENT_KERNEL_BODY void rmsprop_step_body(int64_t n, P* __restrict p, const P* __restrict g,
                                            T* __restrict v, const RmspropCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
-    const T gi = g[i];
+    const T gi = load(g[i]);
     const T vi = c.alpha * v[i] + c.one_minus_alpha * (gi * gi);
     v[i] = vi;
-    p[i] = p[i] - (c.lr * gi) / (sqrt_of(vi) + c.eps);
+    p[i] = store<P>(load(p[i]) - (c.lr * gi) / (sqrt_of(vi) + c.eps));
   }
 }
 
 // The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
-template <class T>
-void rmsprop_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
+template <class T, class P = T>
+void rmsprop_step(int64_t n, P* __restrict p, const P* __restrict g, T* __restrict v,
                   const RmspropCoefficients<T>& c) {
-  dispatch<&rmsprop_step_body<T>>(n, p, g, v, c);
+  dispatch<&rmsprop_step_body<T, P>>(n, p, g, v, c);
 }
 
 }  // namespace descent::kernels

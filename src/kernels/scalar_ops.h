@@ -3,10 +3,30 @@
 
 #include <cmath>
 
+#include "common/half.h"
+
 namespace descent::kernels {
 
 // sqrt and |x| of float, double and the half types of common/half.h (found by ADL), so that one
 // kernel body serves every element type.
+// Reading and writing a parameter or gradient element: as it is, or bfloat16 storage widened to
+// float32 and rounded back to nearest even once (common/half.h).
+template <class T>
+inline T load(T x) {
+  return x;
+}
+inline float load(Bf16Storage x) {
+  return bf16_to_float(x.bits);
+}
+template <class P, class T>
+inline P store(T x) {
+  return x;
+}
+template <>
+inline Bf16Storage store<Bf16Storage, float>(float x) {
+  return Bf16Storage{float_to_bf16(x)};
+}
+
 template <class T>
 inline T sqrt_of(T x) {
   using std::sqrt;

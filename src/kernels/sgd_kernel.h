@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "kernels/isa.h"
+#include "kernels/scalar_ops.h"
 
 namespace descent::kernels {
 
@@ -16,28 +17,28 @@ struct SgdCoefficients {
   bool has_weight_decay, has_momentum, dampened, nesterov;
 };
 
-template <class T>
-DESCENT_KERNEL_BODY void sgd_step_body(int64_t n, T* __restrict p, const T* __restrict g,
+template <class T, class P = T>
+DESCENT_KERNEL_BODY void sgd_step_body(int64_t n, P* __restrict p, const P* __restrict g,
                                        T* __restrict v, const SgdCoefficients<T>& c) {
   for (int64_t i = 0; i < n; ++i) {
-    T grad = c.has_weight_decay ? g[i] + c.weight_decay * p[i] : g[i];
+    T grad = c.has_weight_decay ? load(g[i]) + c.weight_decay * load(p[i]) : load(g[i]);
     if (!c.has_momentum) {
-      p[i] = p[i] - c.lr * grad;
+      p[i] = store<P>(load(p[i]) - c.lr * grad);
       continue;
     }
     T vel = c.momentum * v[i];
     vel = vel + (c.dampened ? c.one_minus_dampening * grad : grad);
     v[i] = vel;
     const T upd = c.nesterov ? grad + c.momentum * vel : vel;
-    p[i] = p[i] - c.lr * upd;
+    p[i] = store<P>(load(p[i]) - c.lr * upd);
   }
 }
 
 // The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
-template <class T>
-void sgd_step(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict v,
+template <class T, class P = T>
+void sgd_step(int64_t n, P* __restrict p, const P* __restrict g, T* __restrict v,
               const SgdCoefficients<T>& c) {
-  dispatch<&sgd_step_body<T>>(n, p, g, v, c);
+  dispatch<&sgd_step_body<T, P>>(n, p, g, v, c);
 }
 
 }  // namespace descent::kernels

@@ -20,12 +20,12 @@ class Adadelta final : public ElementwiseRule<Adadelta> {
     rho_ = h.get_double("rho");
     eps_ = h.get_double("eps");
   }
-  template <class T>
+  template <class T, class P = T>
   void step(const StepContext& ctx, const TensorStep& t) {
     const kernels::AdadeltaCoefficients<T> c{lr<T>(ctx), static_cast<T>(rho_),
                                              static_cast<T>(1.0 - rho_), static_cast<T>(eps_)};
-    kernels::adadelta_step<T>(t.numel, static_cast<T*>(t.param), static_cast<const T*>(t.grad),
-                              slot<T>(t, 0), slot<T>(t, 1), c);
+    kernels::adadelta_step<T, P>(t.numel, static_cast<P*>(t.param), static_cast<const P*>(t.grad),
+                                 slot<T>(t, 0), slot<T>(t, 1), c);
   }
 
  private:

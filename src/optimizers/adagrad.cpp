@@ -15,11 +15,11 @@ class Adagrad final : public ElementwiseRule<Adagrad> {
   const Schema& schema() const override { return adagrad_schema(); }
   std::vector<SlotSpec> slots(const Shape& s) const override { return same_shape(s, {"v"}); }
   void configure(const Hyperparameters& h) override { eps_ = h.get_double("eps"); }
-  template <class T>
+  template <class T, class P = T>
   void step(const StepContext& ctx, const TensorStep& t) {
     const kernels::AdagradCoefficients<T> c{lr<T>(ctx), static_cast<T>(eps_)};
-    kernels::adagrad_step<T>(t.numel, static_cast<T*>(t.param), static_cast<const T*>(t.grad),
-                             slot<T>(t, 0), c);
+    kernels::adagrad_step<T, P>(t.numel, static_cast<P*>(t.param), static_cast<const P*>(t.grad),
+                                slot<T>(t, 0), c);
   }
 
  private:

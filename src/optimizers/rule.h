@@ -42,6 +42,9 @@ struct TensorStep {
   // the tensor and numel counts from there; the slots are indexed from the same element.
   int64_t offset = 0;
   std::size_t tensor = 0;  // the parameter's index in its optimizer (the optimizer's bookkeeping)
+  // A bfloat16 tensor whose step computes in float32 from float32 slots and rounds the parameter
+  // once (the "float32" state precision without stochastic rounding); else MLX's rounding.
+  bool float32_compute = false;
 };
 
 // MLX's promote(T, float32): float32 for float32 and the half types, float64 for float64.
@@ -79,6 +82,10 @@ class Rule {
   // fields only (apply() keeps no mutable workspace): the optimizer may then split a tensor into
   // element ranges (TensorStep::offset) and run ranges and tensors on several threads at once.
   virtual bool elementwise() const { return false; }
+  // Elementwise rules: whether a bfloat16 step under the "float32" state precision runs as one
+  // fused pass (TensorStep::float32_compute) rather than in blocks through float32 buffers; both
+  // give the same bits, this is about speed only (docs/precision.md).
+  virtual bool fused_bfloat16() const { return elementwise(); }
 };
 
 // Creates the rule of an optimizer kind ("sgd", "adam", ...); throws DESCENT_ERR_UNKNOWN_KIND.
@@ -95,7 +102,10 @@ class ElementwiseRule : public Rule {
     switch (t.dtype) {
       case DType::Float32:
         return static_cast<Derived*>(this)->template step<float>(ctx, t);
-      case DType::BFloat16:  // the "param" state precision: MLX's per-operation rounding
+      case DType::BFloat16:
+        if (t.float32_compute)  // the "float32" state precision, fused: float32 arithmetic
+          return static_cast<Derived*>(this)->template step<float, Bf16Storage>(ctx, t);
+        // the "param" state precision: MLX's per-operation rounding
         return static_cast<Derived*>(this)->template step<bfloat16>(ctx, t);
       case DType::Float16:
         return static_cast<Derived*>(this)->template step<float16>(ctx, t);

@@ -30,7 +30,7 @@ class Sgd final : public ElementwiseRule<Sgd> {
     dampening_ = h.get_double("dampening");
     nesterov_ = h.get_bool("nesterov");
   }
-  template <class T>
+  template <class T, class P = T>
   void step(const StepContext& ctx, const TensorStep& t) {
     kernels::SgdCoefficients<T> c{};
     c.lr = lr<T>(ctx);
@@ -41,8 +41,8 @@ class Sgd final : public ElementwiseRule<Sgd> {
     c.has_momentum = momentum_ > 0.0;
     c.dampened = dampening_ > 0.0;
     c.nesterov = nesterov_;
-    kernels::sgd_step<T>(t.numel, static_cast<T*>(t.param), static_cast<const T*>(t.grad),
-                         slot<T>(t, 0), c);
+    kernels::sgd_step<T, P>(t.numel, static_cast<P*>(t.param), static_cast<const P*>(t.grad),
+                            slot<T>(t, 0), c);
   }
 
  private:
