@@ -3,14 +3,20 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
+
 namespace descent::kernels {
 
 Isa best_isa() noexcept {
 #if DESCENT_HAVE_ISA_CLONES
   // libgcc's checks include the OS's support for the AVX / AVX-512 register state (XCR0).
   __builtin_cpu_init();
-  // F16C comes with every AVX2 CPU; required here because the float16 conversions use it.
-  const bool f16c = __builtin_cpu_supports("f16c");
+  // F16C comes with every AVX2 CPU; required here because the float16 conversions use it
+  // (CPUID leaf 1, ECX bit 29; not every compiler's __builtin_cpu_supports knows "f16c").
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
   if (__builtin_cpu_supports("avx512f") && f16c) return Isa::Avx512;
   if (__builtin_cpu_supports("avx2") && f16c) return Isa::Avx2;
 #endif
