@@ -476,7 +476,7 @@ void RuleOptimizer::seed_masters(std::size_t count, const std::size_t* indices,
                                  void* const* params) noexcept {
   for (std::size_t i = 0; i < count; ++i) {
     Parameter& p = params_[indices[i]];
-    if (!has_master(p.dtype, StatePrecision::Master) || !owns(p) || p.slots.empty()) continue;
+    if (!is_half(p.dtype) || !owns(p) || p.slots.empty()) continue;  // only halves have one
     Buffer& m = p.slots.back();
     const int64_t n = static_cast<int64_t>(m.bytes() / sizeof(float));
     if (n == 0 || float_bits(m.as<float>()[0]) != float_bits(kUnseededMaster)) continue;
