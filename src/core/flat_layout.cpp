@@ -88,12 +88,20 @@ void Optimizer::update_flat(void* params, const void* grads, std::size_t size) {
                     " bytes (the largest element size declared)");
   if (size > 0 && p < g + size && g < p + size)
     throw Error(DESCENT_ERR_INVALID_ARGUMENT, "the params and grads buffers overlap");
-  for (std::size_t i = 0; i < flat.count(); ++i) {
-    flat.params[i] = static_cast<unsigned char*>(params) + flat.offset(i);
-    flat.grads[i] = static_cast<const unsigned char*>(grads) + flat.offset(i);
-  }
+  step_flat(flat, params, grads);
+}
+
+void Optimizer::step_flat(FlatLayout& flat, void* params, const void* grads) {
+  flat.point_into(params, grads);
   update_indexed(flat.count(), flat.indices.data(), nullptr, nullptr, flat.params.data(),
                  flat.grads.data());
+}
+
+void FlatLayout::point_into(void* params_buffer, const void* grads_buffer) {
+  for (std::size_t i = 0; i < count(); ++i) {
+    params[i] = static_cast<unsigned char*>(params_buffer) + offsets_[i];
+    grads[i] = static_cast<const unsigned char*>(grads_buffer) + offsets_[i];
+  }
 }
 
 }  // namespace descent

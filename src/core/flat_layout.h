@@ -31,6 +31,9 @@ class FlatLayout {
   void build(const std::vector<std::size_t>& bytes);
 
   std::size_t offset(std::size_t index) const { return offsets_[index]; }
+  const std::size_t* offsets() const { return offsets_.data(); }
+  // Points params[i] and grads[i] at parameter i in the two buffers.
+  void point_into(void* params_buffer, const void* grads_buffer);
   std::size_t size() const { return offsets_.back(); }
   std::size_t count() const { return offsets_.size() - 1; }
   std::size_t max_element_size = 1;  // alignment the buffers need

@@ -121,6 +121,12 @@ class Optimizer {
   // Bytes of state slots held now (after init) or that init would allocate (before).
   virtual std::size_t state_bytes() const = 0;
 
+ protected:
+  // update_flat's step, once the two buffers are checked against the layout: every declared
+  // parameter, in order, at its offset in each. By default an indexed update over pointers into
+  // the buffers; RuleOptimizer steps the buffers directly.
+  virtual void step_flat(FlatLayout& flat, void* params, const void* grads);
+
  private:
   // Offsets and per-step pointer arrays, rebuilt when the parameter count changes: a cache, so
   // copies of an optimizer need not share or copy it.

@@ -48,6 +48,7 @@ const float kUnseededMaster = bits_float(0x7FC0FFEEu);
 RuleOptimizer::RuleOptimizer(std::string_view kind)
     : kind_(kind), rule_(make_rule(kind)), hyper_(schema_with_precision(rule_->schema())) {
   rebuild_state_keys();
+  reserve_scratch();
 }
 
 RuleOptimizer::RuleOptimizer(const RuleOptimizer& o)
@@ -87,6 +88,7 @@ RuleOptimizer::RuleOptimizer(const RuleOptimizer& o)
     p.slot_ptrs.clear();
     for (auto& b : p.slots) p.slot_ptrs.push_back(&b);
   }
+  rebuild_targets();
   reserve_scratch();  // a copied vector keeps its size, not its capacity
 }
 
@@ -114,8 +116,22 @@ Buffer RuleOptimizer::make_arena(const std::vector<std::vector<std::size_t>>& by
 
 void RuleOptimizer::reserve_scratch() {
   scratch_index_.reserve(params_.size());
-  scratch_steps_.reserve(params_.size());
-  scratch_prefix_.reserve(params_.size() + 1);
+  scratch_prefix_.resize(params_.size() + 1);
+}
+
+void RuleOptimizer::rebuild_targets() {
+  targets_.assign(params_.size(), StepTarget{0, DType::Float32, {}});
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    Parameter& p = params_[i];
+    StepTarget& t = targets_[i];
+    t.numel = p.numel;
+    t.dtype = p.dtype;
+    for (std::size_t s = 0; s < kernels::kMaxBatchSlots && s < p.slots.size(); ++s)
+      t.slots[s] = p.slots[s].bytes() ? p.slots[s].data() : nullptr;
+  }
+  declared_prefix_.assign(params_.size() + 1, 0);
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    declared_prefix_[i + 1] = declared_prefix_[i] + targets_[i].numel;
 }
 
 std::unique_ptr<Optimizer> RuleOptimizer::clone() const {
@@ -345,6 +361,7 @@ void RuleOptimizer::init() {
   half_workspace_ = std::move(workspace);
   slot_index_ = std::move(index);
   initialized_ = true;
+  rebuild_targets();
   rebuild_state_keys();
 }
 
@@ -391,11 +408,40 @@ void RuleOptimizer::update_indexed(std::size_t count, const std::size_t* indices
                                    void* const* params, const void* const* grads) {
   check_tensor_list_arrays(count, indices, "indices", params, grads);
   check_ready();
-  check_tensor_list(count, indices, dtypes, numels, params, grads, params_, scratch_seen_);
+  check_tensor_list(count, indices, dtypes, numels, params, grads, params_, scratch_seen_,
+                    initialized_ ? &targets_ : nullptr);
   const float lr = next_learning_rate();
   if (!initialized_) init();  // MLX initialises lazily on the first update
   configure_rule();
   commit_step(lr, count, indices, params, grads);
+}
+
+void RuleOptimizer::step_flat(FlatLayout& flat, void* params, const void* grads) {
+  check_ready();
+  const float lr = next_learning_rate();
+  if (!initialized_) init();
+  configure_rule();
+  if (sharded_ || !rule_->elementwise() || precision_.policy == StatePrecision::Master) {
+    flat.point_into(params, grads);
+    return commit_step(lr, flat.count(), flat.indices.data(), flat.params.data(),
+                       flat.grads.data());
+  }
+  // Every declared parameter, in order, at the layout's offsets in two buffers that
+  // update_flat checked: no tensor is left to check, and no pointer array to fill.
+  const StepContext ctx = advance(lr);
+  BatchedUpdate u{rule_.get(),
+                  &ctx,
+                  targets_.data(),
+                  flat.count(),
+                  flat.indices.data(),
+                  nullptr,
+                  nullptr,
+                  static_cast<unsigned char*>(params),
+                  static_cast<const unsigned char*>(grads),
+                  flat.offsets(),
+                  &RuleOptimizer::step_half_range,
+                  this};
+  run_batched(u, true);
 }
 
 float RuleOptimizer::next_learning_rate() const {
@@ -415,18 +461,30 @@ float RuleOptimizer::prepare_step() {
   return next_learning_rate();
 }
 
-void RuleOptimizer::commit_step(float lr, std::size_t count, const std::size_t* indices,
-                                void* const* params, const void* const* grads) noexcept {
+StepContext RuleOptimizer::advance(float lr) noexcept {
   if (schedule_) learning_rate_ = lr;
   ++step_;
-  const StepContext ctx{step_, learning_rate_.value_or(0.0f), learning_rate_.has_value()};
+  return StepContext{step_, learning_rate_.value_or(0.0f), learning_rate_.has_value()};
+}
+
+void RuleOptimizer::commit_step(float lr, std::size_t count, const std::size_t* indices,
+                                void* const* params, const void* const* grads) noexcept {
+  const StepContext ctx = advance(lr);
   if (precision_.policy == StatePrecision::Master) seed_masters(count, indices, params);
-  const std::size_t threads = num_threads_ ? num_threads_ : parallel::default_threads();
-  if (!sharded_ && threads > 1 && rule_->elementwise()) {  // a shard steps on the caller
-    int64_t total = 0;
-    for (std::size_t i = 0; i < count; ++i) total += params_[indices[i]].numel;
-    const std::size_t workers = parallel::workers_for(total, threads);
-    if (workers > 1) return commit_threaded(ctx, workers, count, indices, params, grads);
+  if (!sharded_ && rule_->elementwise()) {  // a shard steps on the caller, one tensor at a time
+    BatchedUpdate u{rule_.get(),
+                    &ctx,
+                    targets_.data(),
+                    count,
+                    indices,
+                    params,
+                    grads,
+                    nullptr,
+                    nullptr,
+                    nullptr,
+                    &RuleOptimizer::step_half_range,
+                    this};
+    return run_batched(u, false);
   }
   for (std::size_t i = 0; i < count; ++i) {
     Parameter& p = params_[indices[i]];
@@ -468,8 +526,16 @@ void RuleOptimizer::apply_tensor(const StepContext& ctx, const TensorStep& t) no
   half_workspace_.step(*rule_, ctx, s, slot_dtype(p.dtype, precision_.policy), rule_slots);
 }
 
-void RuleOptimizer::apply_range(void* self, const StepContext& ctx, const TensorStep& t) noexcept {
-  static_cast<RuleOptimizer*>(self)->apply_tensor(ctx, t);
+void RuleOptimizer::step_half_range(void* self, const StepContext& ctx, std::size_t index,
+                                    void* param, const void* grad, int64_t begin,
+                                    int64_t end) noexcept {
+  auto& o = *static_cast<RuleOptimizer*>(self);
+  Parameter& p = o.params_[index];
+  const std::size_t skip = static_cast<std::size_t>(begin) * dtype_size(p.dtype);
+  o.apply_tensor(
+      ctx,
+      TensorStep{p.dtype, &p.shape, end - begin, static_cast<unsigned char*>(param) + skip,
+                 static_cast<const unsigned char*>(grad) + skip, p.slot_ptrs.data(), begin, index});
 }
 
 void RuleOptimizer::seed_masters(std::size_t count, const std::size_t* indices,
@@ -542,78 +608,14 @@ std::size_t RuleOptimizer::state_bytes() const {
   return total;
 }
 
-namespace {
-
-// A threaded step of an elementwise rule. The tensors' elements, one after another, form one
-// range [0, total) that is cut into `workers` nearly equal contiguous parts; a cut inside a
-// tensor moves down to a multiple of 64 bytes from the tensor's start. Worker k updates part k:
-// whole tensors (many small ones) or a range of one (a large one). Every element is computed by
-// the same code whatever the cut, so the results do not depend on the thread count.
-struct ThreadedStep {
-  void* optimizer;
-  void (*apply)(void*, const StepContext&, const TensorStep&);
-  const StepContext* ctx;
-  const TensorStep* steps;
-  const int64_t* prefix;  // count + 1 cumulative element counts, strictly increasing
-  std::size_t count;
-  int64_t total;
-
-  std::size_t tensor_at(int64_t pos) const {  // the tensor holding element pos < total
-    return static_cast<std::size_t>(std::upper_bound(prefix, prefix + count + 1, pos) - prefix) - 1;
-  }
-  int64_t cut(std::size_t k, std::size_t workers) const {
-    if (k == 0) return 0;
-    if (k >= workers) return total;
-    const int64_t per = total / static_cast<int64_t>(workers);
-    const int64_t extra = total % static_cast<int64_t>(workers);
-    const int64_t pos =
-        per * static_cast<int64_t>(k) + std::min<int64_t>(static_cast<int64_t>(k), extra);
-    const std::size_t t = tensor_at(pos);
-    const int64_t align = 64 / static_cast<int64_t>(dtype_size(steps[t].dtype));
-    return prefix[t] + (pos - prefix[t]) / align * align;
-  }
-  static void run(void* self, std::size_t k, std::size_t workers) {
-    const auto& job = *static_cast<const ThreadedStep*>(self);
-    const int64_t lo = job.cut(k, workers), hi = job.cut(k + 1, workers);
-    if (lo >= hi) return;
-    for (std::size_t t = job.tensor_at(lo); t < job.count && job.prefix[t] < hi; ++t) {
-      const int64_t b = std::max(lo, job.prefix[t]) - job.prefix[t];
-      const int64_t e = std::min(hi, job.prefix[t + 1]) - job.prefix[t];
-      TensorStep s = job.steps[t];
-      const std::size_t es = dtype_size(s.dtype);
-      s.param = static_cast<unsigned char*>(s.param) + b * es;
-      s.grad = static_cast<const unsigned char*>(s.grad) + b * es;
-      s.numel = e - b;
-      s.offset = b;
-      job.apply(job.optimizer, *job.ctx, s);
-    }
-  }
-};
-
-}  // namespace
-
-void RuleOptimizer::commit_threaded(const StepContext& ctx, std::size_t workers, std::size_t count,
-                                    const std::size_t* indices, void* const* params,
-                                    const void* const* grads) noexcept {
-  // Within the capacity reserved with the parameters: no allocation.
-  scratch_steps_.clear();
-  scratch_prefix_.clear();
-  scratch_prefix_.push_back(0);
-  for (std::size_t i = 0; i < count; ++i) {
-    Parameter& p = params_[indices[i]];
-    if (p.numel == 0) continue;
-    scratch_steps_.push_back(TensorStep{p.dtype, &p.shape, p.numel, params[i], grads[i],
-                                        p.slot_ptrs.data(), 0, indices[i]});
-    scratch_prefix_.push_back(scratch_prefix_.back() + p.numel);
-  }
-  ThreadedStep job{this,
-                   &RuleOptimizer::apply_range,
-                   &ctx,
-                   scratch_steps_.data(),
-                   scratch_prefix_.data(),
-                   scratch_steps_.size(),
-                   scratch_prefix_.back()};
-  parallel::run(workers, &ThreadedStep::run, &job);
+void RuleOptimizer::run_batched(BatchedUpdate& u, bool declared_order) noexcept {
+  const std::size_t threads = num_threads_ ? num_threads_ : parallel::default_threads();
+  if (threads <= 1 || u.count == 0) return run_batched_step(u, 1, nullptr);
+  // Every parameter in declaration order (a flat update): the prefix sums are kept.
+  const int64_t* prefix = declared_order ? declared_prefix_.data() : scratch_prefix_.data();
+  const int64_t total =
+      declared_order ? declared_prefix_.back() : fill_prefix(u, scratch_prefix_.data());
+  run_batched_step(u, parallel::workers_for(total, threads), prefix);
 }
 
 void RuleOptimizer::restore_settings(Settings&& s) noexcept {

@@ -15,6 +15,7 @@
 #include "common/dtype.h"
 #include "common/shape.h"
 #include "config/hyperparameters.h"
+#include "core/batched_step.h"
 #include "core/half_step.h"
 #include "core/optimizer.h"
 #include "core/precision.h"
@@ -131,7 +132,9 @@ class RuleOptimizer final : public Optimizer {
   void apply_tensor(const StepContext& ctx, const TensorStep& t) noexcept;
   // Seeds the master copies that have not been seeded (the slot starts as a NaN marker).
   void seed_masters(std::size_t count, const std::size_t* indices, void* const* params) noexcept;
-  static void apply_range(void* self, const StepContext& ctx, const TensorStep& t) noexcept;
+  // The batched step's callback for a half-precision tensor (BatchedUpdate::step_half).
+  static void step_half_range(void* self, const StepContext& ctx, std::size_t index, void* param,
+                              const void* grad, int64_t begin, int64_t end) noexcept;
 
   void check_ready() const;          // learning rate present, constraints between keys hold
   float next_learning_rate() const;  // the schedule's value for the coming step, checked
@@ -160,10 +163,14 @@ class RuleOptimizer final : public Optimizer {
   // Scratch reused by update() so that a steady-state step does not allocate.
   std::vector<std::size_t> scratch_index_;  // per named tensor: its parameter (reserved)
   std::vector<unsigned char> scratch_seen_;
-  // Scratch of a threaded step (reserved with the parameters): the tensors and their cumulative
-  // element counts.
-  std::vector<TensorStep> scratch_steps_;
+  // Scratch of a threaded step (reserved with the parameters): cumulative element counts.
   std::vector<int64_t> scratch_prefix_;
+  // Per parameter, what an elementwise step reads (core/batched_step.h); set with the slots.
+  // Per parameter, what an elementwise step reads (core/batched_step.h), and the cumulative
+  // element counts in declaration order; set with the slots.
+  std::vector<StepTarget> targets_;
+  std::vector<int64_t> declared_prefix_;
+  void rebuild_targets();
   std::size_t num_threads_ = 0;   // 0: the process-wide setting
   PrecisionSettings precision_;   // read from hyper_ with the rule's configuration
   HalfWorkspace half_workspace_;  // Adafactor/Muon on half-precision parameters
@@ -173,9 +180,12 @@ class RuleOptimizer final : public Optimizer {
   // Allocates (may throw) before anything is changed.
   Buffer make_arena(const std::vector<std::vector<std::size_t>>& bytes,
                     std::vector<std::vector<Buffer>>& views) const;
-  void commit_threaded(const StepContext& ctx, std::size_t workers, std::size_t count,
-                       const std::size_t* indices, void* const* params,
-                       const void* const* grads) noexcept;
+  // Counts the step (and stores a scheduled learning rate): the context of the step.
+  StepContext advance(float lr) noexcept;
+  // Steps an elementwise rule's update (core/batched_step.h) on this optimizer's threads;
+  // `declared_order`: the update is every parameter in declaration order.
+  void run_batched(BatchedUpdate& u, bool declared_order) noexcept;
+  void step_flat(FlatLayout& flat, void* params, const void* grads) override;
 };
 
 }  // namespace descent

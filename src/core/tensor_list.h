@@ -45,12 +45,14 @@ inline void resolve_names(std::size_t count, const char* const* names,
 
 // Checks tensor i, the parameter declared at indices[i]: index in range, given once, dtype and
 // element count (when given), buffers present and not overlapping. `declared[k]` has name,
-// dtype, shape and numel; `seen` has one zero byte per parameter and is left all zero. Throws
-// descent::Error naming the tensor.
-template <class Declared>
+// dtype, shape and numel; `hot[k]` (the same vector by default) has dtype and numel, and may be a
+// compact copy that keeps the check of 10,000 small tensors in cache; `seen` has one zero byte
+// per parameter and is left all zero. Throws descent::Error naming the tensor.
+template <class Declared, class Hot = Declared>
 void check_tensor_list(std::size_t count, const std::size_t* indices, const descent_dtype* dtypes,
                        const int64_t* numels, void* const* params, const void* const* grads,
-                       const std::vector<Declared>& declared, std::vector<unsigned char>& seen) {
+                       const std::vector<Declared>& declared, std::vector<unsigned char>& seen,
+                       const std::vector<Hot>* hot = nullptr) {
   std::size_t marked = 0;
   struct Unmark {  // leaves `seen` all zero whatever happens
     std::vector<unsigned char>& seen;
@@ -67,25 +69,26 @@ void check_tensor_list(std::size_t count, const std::size_t* indices, const desc
                                                "] = " + std::to_string(k) +
                                                ": no parameter of that index (" +
                                                std::to_string(declared.size()) + " declared)");
-    const Declared& p = declared[k];
-    if (seen[k]) throw Error(DESCENT_ERR_DUPLICATE, "'" + p.name + "': given twice in one update");
-    if (dtypes && dtypes[i] != static_cast<descent_dtype>(p.dtype))
-      throw Error(DESCENT_ERR_DTYPE_MISMATCH, "'" + p.name + "': dtype " + dtype_name(dtypes[i]) +
-                                                  " given, declared " + dtype_name(p.dtype));
-    if (numels && numels[i] != p.numel)
+    const int64_t numel = hot ? (*hot)[k].numel : declared[k].numel;
+    const DType dtype = hot ? (*hot)[k].dtype : declared[k].dtype;
+    const auto name = [&] { return "'" + declared[k].name + "'"; };
+    if (seen[k]) throw Error(DESCENT_ERR_DUPLICATE, name() + ": given twice in one update");
+    if (dtypes && dtypes[i] != static_cast<descent_dtype>(dtype))
+      throw Error(DESCENT_ERR_DTYPE_MISMATCH, name() + ": dtype " + dtype_name(dtypes[i]) +
+                                                  " given, declared " + dtype_name(dtype));
+    if (numels && numels[i] != numel)
       throw Error(DESCENT_ERR_SHAPE_MISMATCH,
-                  "'" + p.name + "': " + std::to_string(numels[i]) + " elements given, declared " +
-                      shape_string(p.shape) + " has " + std::to_string(p.numel));
-    if (p.numel > 0 && (!params[i] || !grads[i]))
-      throw Error(DESCENT_ERR_NULL_ARGUMENT, "'" + p.name +
-                                                 "': " + (!params[i] ? "params" : "grads") + "[" +
-                                                 std::to_string(i) + "] is NULL");
+                  name() + ": " + std::to_string(numels[i]) + " elements given, declared " +
+                      shape_string(declared[k].shape) + " has " + std::to_string(numel));
+    if (numel > 0 && (!params[i] || !grads[i]))
+      throw Error(DESCENT_ERR_NULL_ARGUMENT, name() + ": " + (!params[i] ? "params" : "grads") +
+                                                 "[" + std::to_string(i) + "] is NULL");
     const auto* pb = static_cast<const unsigned char*>(params[i]);
     const auto* gb = static_cast<const unsigned char*>(grads[i]);
-    const std::size_t bytes = static_cast<std::size_t>(p.numel) * dtype_size(p.dtype);
-    if (p.numel > 0 && pb < gb + bytes && gb < pb + bytes)
+    const std::size_t bytes = static_cast<std::size_t>(numel) * dtype_size(dtype);
+    if (numel > 0 && pb < gb + bytes && gb < pb + bytes)
       throw Error(DESCENT_ERR_INVALID_ARGUMENT,
-                  "'" + p.name + "': the parameter and gradient buffers overlap");
+                  name() + ": the parameter and gradient buffers overlap");
     seen[k] = 1;
     marked = i + 1;
   }

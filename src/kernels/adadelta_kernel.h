@@ -29,11 +29,4 @@ DESCENT_KERNEL_BODY void adadelta_step_body(int64_t n, P* __restrict p, const P*
   }
 }
 
-// The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
-template <class T, class P = T>
-void adadelta_step(int64_t n, P* __restrict p, const P* __restrict g, T* __restrict v,
-                   T* __restrict u, const AdadeltaCoefficients<T>& c) {
-  dispatch<&adadelta_step_body<T, P>>(n, p, g, v, u, c);
-}
-
 }  // namespace descent::kernels

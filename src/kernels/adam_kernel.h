@@ -38,11 +38,4 @@ DESCENT_KERNEL_BODY void adam_step_body(int64_t n, P* __restrict p, const P* __r
   }
 }
 
-// The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
-template <class T, class P = T>
-void adam_step(int64_t n, P* __restrict p, const P* __restrict g, T* __restrict m, T* __restrict v,
-               const AdamCoefficients<T>& c) {
-  dispatch<&adam_step_body<T, P>>(n, p, g, m, v, c);
-}
-
 }  // namespace descent::kernels

@@ -29,11 +29,4 @@ DESCENT_KERNEL_BODY void adamax_step_body(int64_t n, P* __restrict p, const P* _
   }
 }
 
-// The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
-template <class T, class P = T>
-void adamax_step(int64_t n, P* __restrict p, const P* __restrict g, T* __restrict m,
-                 T* __restrict v, const AdamaxCoefficients<T>& c) {
-  dispatch<&adamax_step_body<T, P>>(n, p, g, m, v, c);
-}
-
 }  // namespace descent::kernels

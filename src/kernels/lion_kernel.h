@@ -30,11 +30,4 @@ DESCENT_KERNEL_BODY void lion_step_body(int64_t n, P* __restrict p, const P* __r
   }
 }
 
-// The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
-template <class T, class P = T>
-void lion_step(int64_t n, P* __restrict p, const P* __restrict g, T* __restrict m,
-               const LionCoefficients<T>& c) {
-  dispatch<&lion_step_body<T, P>>(n, p, g, m, c);
-}
-
 }  // namespace descent::kernels

@@ -25,11 +25,4 @@ DESCENT_KERNEL_BODY void rmsprop_step_body(int64_t n, P* __restrict p, const P* 
   }
 }
 
-// The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
-template <class T, class P = T>
-void rmsprop_step(int64_t n, P* __restrict p, const P* __restrict g, T* __restrict v,
-                  const RmspropCoefficients<T>& c) {
-  dispatch<&rmsprop_step_body<T, P>>(n, p, g, v, c);
-}
-
 }  // namespace descent::kernels

@@ -34,11 +34,4 @@ DESCENT_KERNEL_BODY void sgd_step_body(int64_t n, P* __restrict p, const P* __re
   }
 }
 
-// The entry point: the body compiled for the widest active instruction set (kernels/isa.h).
-template <class T, class P = T>
-void sgd_step(int64_t n, P* __restrict p, const P* __restrict g, T* __restrict v,
-              const SgdCoefficients<T>& c) {
-  dispatch<&sgd_step_body<T, P>>(n, p, g, v, c);
-}
-
 }  // namespace descent::kernels

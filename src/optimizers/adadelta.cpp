@@ -20,12 +20,14 @@ class Adadelta final : public ElementwiseRule<Adadelta> {
     rho_ = h.get_double("rho");
     eps_ = h.get_double("eps");
   }
-  template <class T, class P = T>
-  void step(const StepContext& ctx, const TensorStep& t) {
-    const kernels::AdadeltaCoefficients<T> c{lr<T>(ctx), static_cast<T>(rho_),
-                                             static_cast<T>(1.0 - rho_), static_cast<T>(eps_)};
-    kernels::adadelta_step<T, P>(t.numel, static_cast<P*>(t.param), static_cast<const P*>(t.grad),
-                                 slot<T>(t, 0), slot<T>(t, 1), c);
+  static constexpr std::size_t kSlots = 2;
+  template <class T, class P>
+  static constexpr auto body() {
+    return &kernels::adadelta_step_body<T, P>;
+  }
+  template <class T>
+  kernels::AdadeltaCoefficients<T> coefficients(const StepContext& ctx) const {
+    return {lr<T>(ctx), static_cast<T>(rho_), static_cast<T>(1.0 - rho_), static_cast<T>(eps_)};
   }
 
  private:

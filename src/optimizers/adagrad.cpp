@@ -15,11 +15,14 @@ class Adagrad final : public ElementwiseRule<Adagrad> {
   const Schema& schema() const override { return adagrad_schema(); }
   std::vector<SlotSpec> slots(const Shape& s) const override { return same_shape(s, {"v"}); }
   void configure(const Hyperparameters& h) override { eps_ = h.get_double("eps"); }
-  template <class T, class P = T>
-  void step(const StepContext& ctx, const TensorStep& t) {
-    const kernels::AdagradCoefficients<T> c{lr<T>(ctx), static_cast<T>(eps_)};
-    kernels::adagrad_step<T, P>(t.numel, static_cast<P*>(t.param), static_cast<const P*>(t.grad),
-                                slot<T>(t, 0), c);
+  static constexpr std::size_t kSlots = 1;
+  template <class T, class P>
+  static constexpr auto body() {
+    return &kernels::adagrad_step_body<T, P>;
+  }
+  template <class T>
+  kernels::AdagradCoefficients<T> coefficients(const StepContext& ctx) const {
+    return {lr<T>(ctx), static_cast<T>(eps_)};
   }
 
  private:

@@ -37,8 +37,13 @@ class Adam final : public ElementwiseRule<Adam> {
     bias_correction_ = h.get_bool("bias_correction");
     weight_decay_ = decoupled_ ? h.get_double("weight_decay") : 0.0;
   }
-  template <class T, class P = T>
-  void step(const StepContext& ctx, const TensorStep& t) {
+  static constexpr std::size_t kSlots = 2;
+  template <class T, class P>
+  static constexpr auto body() {
+    return &kernels::adam_step_body<T, P>;
+  }
+  template <class T>
+  kernels::AdamCoefficients<T> coefficients(const StepContext& ctx) const {
     const T lr_t = lr<T>(ctx);
     kernels::AdamCoefficients<T> c{};
     c.apply_decay = decoupled_;  // MLX multiplies even when wd == 0 (by exactly 1)
@@ -59,8 +64,7 @@ class Adam final : public ElementwiseRule<Adam> {
       c.step_scale = static_cast<T>(static_cast<Wide>(lr_t) / static_cast<Wide>(bc1));
       c.c2 = static_cast<T>(1.0f / std::sqrt(bc2));
     }
-    kernels::adam_step<T, P>(t.numel, static_cast<P*>(t.param), static_cast<const P*>(t.grad),
-                             slot<T>(t, 0), slot<T>(t, 1), c);
+    return c;
   }
 
  private:

@@ -21,13 +21,15 @@ class Adamax final : public ElementwiseRule<Adamax> {
     b2_ = betas[1];
     eps_ = h.get_double("eps");
   }
-  template <class T, class P = T>
-  void step(const StepContext& ctx, const TensorStep& t) {
-    const kernels::AdamaxCoefficients<T> c{lr<T>(ctx), static_cast<T>(b1_),
-                                           static_cast<T>(1.0 - b1_), static_cast<T>(b2_),
-                                           static_cast<T>(eps_)};
-    kernels::adamax_step<T, P>(t.numel, static_cast<P*>(t.param), static_cast<const P*>(t.grad),
-                               slot<T>(t, 0), slot<T>(t, 1), c);
+  static constexpr std::size_t kSlots = 2;
+  template <class T, class P>
+  static constexpr auto body() {
+    return &kernels::adamax_step_body<T, P>;
+  }
+  template <class T>
+  kernels::AdamaxCoefficients<T> coefficients(const StepContext& ctx) const {
+    return {lr<T>(ctx), static_cast<T>(b1_), static_cast<T>(1.0 - b1_), static_cast<T>(b2_),
+            static_cast<T>(eps_)};
   }
 
  private:

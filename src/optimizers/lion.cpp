@@ -23,8 +23,13 @@ class Lion final : public ElementwiseRule<Lion> {
   // The fused bfloat16 loop does not vectorise (sign() on widened values); the blocked path is
   // about 3x faster for Lion (descent_bench).
   bool fused_bfloat16() const override { return false; }
-  template <class T, class P = T>
-  void step(const StepContext& ctx, const TensorStep& t) {
+  static constexpr std::size_t kSlots = 1;
+  template <class T, class P>
+  static constexpr auto body() {
+    return &kernels::lion_step_body<T, P>;
+  }
+  template <class T>
+  kernels::LionCoefficients<T> coefficients(const StepContext& ctx) const {
     const T lr_t = lr<T>(ctx);
     kernels::LionCoefficients<T> c{};
     c.lr = lr_t;
@@ -34,8 +39,7 @@ class Lion final : public ElementwiseRule<Lion> {
     c.one_minus_b2 = static_cast<T>(1.0 - b2_);
     c.apply_decay = weight_decay_ > 0.0;
     c.decay = T(1) - lr_t * static_cast<T>(weight_decay_);
-    kernels::lion_step<T, P>(t.numel, static_cast<P*>(t.param), static_cast<const P*>(t.grad),
-                             slot<T>(t, 0), c);
+    return c;
   }
 
  private:

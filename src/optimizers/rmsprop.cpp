@@ -20,12 +20,14 @@ class Rmsprop final : public ElementwiseRule<Rmsprop> {
     alpha_ = h.get_double("alpha");
     eps_ = h.get_double("eps");
   }
-  template <class T, class P = T>
-  void step(const StepContext& ctx, const TensorStep& t) {
-    const kernels::RmspropCoefficients<T> c{lr<T>(ctx), static_cast<T>(alpha_),
-                                            static_cast<T>(1.0 - alpha_), static_cast<T>(eps_)};
-    kernels::rmsprop_step<T, P>(t.numel, static_cast<P*>(t.param), static_cast<const P*>(t.grad),
-                                slot<T>(t, 0), c);
+  static constexpr std::size_t kSlots = 1;
+  template <class T, class P>
+  static constexpr auto body() {
+    return &kernels::rmsprop_step_body<T, P>;
+  }
+  template <class T>
+  kernels::RmspropCoefficients<T> coefficients(const StepContext& ctx) const {
+    return {lr<T>(ctx), static_cast<T>(alpha_), static_cast<T>(1.0 - alpha_), static_cast<T>(eps_)};
   }
 
  private:

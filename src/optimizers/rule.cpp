@@ -1,8 +1,15 @@
 #include "optimizers/rule.h"
 
+#include <cstdlib>
+
 #include "common/error.h"
 
 namespace descent {
+
+void Rule::apply_batch(const StepContext& /*ctx*/, DType /*dtype*/,
+                       const kernels::BatchItem* /*items*/, std::size_t /*count*/) noexcept {
+  std::abort();  // RuleOptimizer batches elementwise() rules only, which override this
+}
 
 HyperparameterSpec double_spec(std::string name, double def,
                                std::function<std::string(const Value&)> check) {

@@ -17,6 +17,8 @@
 #include "common/half.h"
 #include "common/shape.h"
 #include "config/hyperparameters.h"
+#include "kernels/batch_kernel.h"
+#include "kernels/isa.h"
 
 namespace descent {
 
@@ -86,12 +88,24 @@ class Rule {
   // fused pass (TensorStep::float32_compute) rather than in blocks through float32 buffers; both
   // give the same bits, this is about speed only (docs/precision.md).
   virtual bool fused_bfloat16() const { return elementwise(); }
+  // Elementwise rules only: steps items[0, count), float32 or float64 tensors (or ranges of them,
+  // TensorStep::offset already applied) whose parameter, gradient and slots all have `dtype`,
+  // with the coefficients computed once for the batch. The same bits as apply() on each tensor.
+  // The optimizer calls it for elementwise() rules only; any other rule aborts.
+  virtual void apply_batch(const StepContext& ctx, DType dtype, const kernels::BatchItem* items,
+                           std::size_t count) noexcept;
 };
 
 // Creates the rule of an optimizer kind ("sgd", "adam", ...); throws DESCENT_ERR_UNKNOWN_KIND.
 std::unique_ptr<Rule> make_rule(std::string_view kind);
 
-// Dispatches apply() to Derived::step<float> / step<double>.
+// The elementwise rules. Derived provides
+//   static constexpr std::size_t kSlots;                        1 or 2 state slots
+//   template <class T, class P> static constexpr auto body();   &kernels::x_step_body<T, P>
+//   template <class T> Coefficients<T> coefficients(const StepContext&) const;
+// and this class runs the body: float32 and float64 tensors in batches (kernels/batch_kernel.h),
+// the half types one tensor at a time (MLX's per-operation rounding, or float32 arithmetic on
+// bfloat16 storage).
 template <class Derived>
 class ElementwiseRule : public Rule {
  public:
@@ -101,19 +115,28 @@ class ElementwiseRule : public Rule {
   void apply(const StepContext& ctx, const TensorStep& t) noexcept override {
     switch (t.dtype) {
       case DType::Float32:
-        return static_cast<Derived*>(this)->template step<float>(ctx, t);
+      case DType::Float64:
+      case DType::UInt64: {
+        const DType dtype = t.dtype == DType::Float32 ? DType::Float32 : DType::Float64;
+        const int64_t skip = t.offset * static_cast<int64_t>(dtype_size(dtype));
+        kernels::BatchItem item{t.numel, t.param, t.grad, {}};
+        for (std::size_t s = 0; s < Derived::kSlots; ++s)
+          item.s[s] = static_cast<unsigned char*>(t.slots[s]->data()) + skip;
+        return apply_batch(ctx, dtype, &item, 1);
+      }
       case DType::BFloat16:
         if (t.float32_compute)  // the "float32" state precision, fused: float32 arithmetic
-          return static_cast<Derived*>(this)->template step<float, Bf16Storage>(ctx, t);
+          return step<float, Bf16Storage>(ctx, t);
         // the "param" state precision: MLX's per-operation rounding
-        return static_cast<Derived*>(this)->template step<bfloat16>(ctx, t);
+        return step<bfloat16>(ctx, t);
       case DType::Float16:
-        return static_cast<Derived*>(this)->template step<float16>(ctx, t);
-      case DType::Float64:
-      case DType::UInt64:
-        break;
+        return step<float16>(ctx, t);
     }
-    static_cast<Derived*>(this)->template step<double>(ctx, t);
+  }
+  void apply_batch(const StepContext& ctx, DType dtype, const kernels::BatchItem* items,
+                   std::size_t count) noexcept override {
+    if (dtype == DType::Float32) return batch<float>(ctx, items, count);
+    batch<double>(ctx, items, count);
   }
   bool elementwise() const override { return true; }
 
@@ -124,14 +147,31 @@ class ElementwiseRule : public Rule {
     for (const char* n : names) out.push_back({n, s});
     return out;
   }
-  template <class T>
-  static T* slot(const TensorStep& t, int i) {
-    return t.slots[i]->as<T>() + t.offset;
-  }
   // MLX casts the float32 learning rate to the gradient's dtype.
   template <class T>
   static T lr(const StepContext& ctx) {
     return static_cast<T>(ctx.learning_rate);
+  }
+
+ private:
+  const Derived& self() const { return static_cast<const Derived&>(*this); }
+  template <class T>
+  void batch(const StepContext& ctx, const kernels::BatchItem* items, std::size_t count) {
+    const auto c = self().template coefficients<T>(ctx);
+    kernels::step_batch<Derived::template body<T, T>(), T, Derived::kSlots>(items, count, c);
+  }
+  // One half-precision tensor: T is the arithmetic type, P the parameter's storage.
+  template <class T, class P = T>
+  void step(const StepContext& ctx, const TensorStep& t) {
+    const auto c = self().template coefficients<T>(ctx);
+    constexpr auto body = Derived::template body<T, P>();
+    auto* p = static_cast<P*>(t.param);
+    const auto* g = static_cast<const P*>(t.grad);
+    T* s0 = t.slots[0]->template as<T>() + t.offset;
+    if constexpr (Derived::kSlots == 1)
+      kernels::dispatch<body>(t.numel, p, g, s0, c);
+    else
+      kernels::dispatch<body>(t.numel, p, g, s0, t.slots[1]->template as<T>() + t.offset, c);
   }
 };
 

@@ -30,8 +30,13 @@ class Sgd final : public ElementwiseRule<Sgd> {
     dampening_ = h.get_double("dampening");
     nesterov_ = h.get_bool("nesterov");
   }
-  template <class T, class P = T>
-  void step(const StepContext& ctx, const TensorStep& t) {
+  static constexpr std::size_t kSlots = 1;
+  template <class T, class P>
+  static constexpr auto body() {
+    return &kernels::sgd_step_body<T, P>;
+  }
+  template <class T>
+  kernels::SgdCoefficients<T> coefficients(const StepContext& ctx) const {
     kernels::SgdCoefficients<T> c{};
     c.lr = lr<T>(ctx);
     c.weight_decay = static_cast<T>(weight_decay_);
@@ -41,8 +46,7 @@ class Sgd final : public ElementwiseRule<Sgd> {
     c.has_momentum = momentum_ > 0.0;
     c.dampened = dampening_ > 0.0;
     c.nesterov = nesterov_;
-    kernels::sgd_step<T, P>(t.numel, static_cast<P*>(t.param), static_cast<const P*>(t.grad),
-                            slot<T>(t, 0), c);
+    return c;
   }
 
  private:
