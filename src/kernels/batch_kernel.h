@@ -128,14 +128,16 @@ DESCENT_KERNEL_BODY void batch_vector_tail(const BatchItem* items, std::size_t c
   }
 }
 
+// The coefficients arrive by value: a local copy that no store through the tensors' pointers
+// can alias, so the compiler keeps them in registers and vectorises every body (by reference,
+// SGD's loop stayed scalar).
 template <auto Body, class T, std::size_t K, class C>
 __attribute__((target("avx512f"))) void batch_avx512(const BatchItem* items, std::size_t count,
-                                                     const C& c) {
+                                                     C c) {
   batch_vector_tail<Body, T, K, 64, int>(items, count, c);
 }
 template <auto Body, class T, std::size_t K, class C>
-__attribute__((target("avx2"))) void batch_avx2(const BatchItem* items, std::size_t count,
-                                                const C& c) {
+__attribute__((target("avx2"))) void batch_avx2(const BatchItem* items, std::size_t count, C c) {
   batch_vector_tail<Body, T, K, 32, long>(items, count, c);
 }
 #endif
@@ -153,7 +155,8 @@ void step_batch(const BatchItem* items, std::size_t count, const C& c) {
       break;
   }
 #endif
-  batch_scalar_tail<Body, T, K>(items, count, c);
+  const C local = c;
+  batch_scalar_tail<Body, T, K>(items, count, local);
 }
 
 }  // namespace descent::kernels
