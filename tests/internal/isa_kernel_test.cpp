@@ -1,7 +1,9 @@
 // Every elementwise kernel gives the same bits at every instruction-set width (SSE2 baseline,
 // AVX2, AVX-512F) the CPU supports, on inputs that include NaN, infinities, signed zeros,
 // subnormals and odd lengths (vector tails). The baseline body is today's scalar code, so this
-// also pins the vector paths to it. Widths the CPU lacks are skipped (reported).
+// also pins the vector paths to it. The same for the batched path the optimizers take
+// (kernels/batch_kernel.h: the last partial vector through masked loads and stores), at every
+// length from 1 to 40. Widths the CPU lacks are skipped (reported).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,6 +17,7 @@
 #include "kernels/adagrad_kernel.h"
 #include "kernels/adam_kernel.h"
 #include "kernels/adamax_kernel.h"
+#include "kernels/batch_kernel.h"
 #include "kernels/isa.h"
 #include "kernels/lion_kernel.h"
 #include "kernels/rmsprop_kernel.h"
@@ -146,6 +149,63 @@ TYPED_TEST(IsaKernels, RmspropAdagradAdadeltaAdamax) {
     call<&adamax_step_body<T>>(isa, int64_t(n), a[0].data(), (const T*)a[1].data(), a[2].data(),
                                a[3].data(), am);
   });
+}
+
+// Body F through step_batch's per-width loops (one item of n elements) against the plain
+// baseline body, for n = 1..40 and 1031, on the inputs of compare_widths.
+template <auto F, class T, std::size_t K, class C>
+void compare_batched(const C& c) {
+  std::vector<std::size_t> lengths;
+  for (std::size_t n = 1; n <= 40; ++n) lengths.push_back(n);
+  lengths.push_back(1031);
+  for (std::size_t n : lengths) {
+    std::vector<std::vector<T>> ref;
+    ref.push_back(inputs<T>(n, 1, false));
+    ref.push_back(inputs<T>(n, 2, false));
+    for (std::size_t s = 0; s < K; ++s) ref.push_back(inputs<T>(n, 3 + unsigned(s), true));
+    const std::vector<std::vector<T>> in = ref;
+    if constexpr (K == 1)
+      F(int64_t(n), ref[0].data(), (const T*)ref[1].data(), ref[2].data(), c);
+    else
+      F(int64_t(n), ref[0].data(), (const T*)ref[1].data(), ref[2].data(), ref[3].data(), c);
+    for (Isa isa : {Isa::Sse2, Isa::Avx2, Isa::Avx512}) {
+      if (static_cast<int>(isa) > static_cast<int>(best_isa())) continue;
+      std::vector<std::vector<T>> a = in;
+      BatchItem item{int64_t(n), a[0].data(), a[1].data(), {a[2].data(), a[K + 1].data()}};
+#if DESCENT_HAVE_ISA_CLONES
+      if (isa == Isa::Avx512) batch_avx512<F, T, K>(&item, 1, c);
+      if (isa == Isa::Avx2) batch_avx2<F, T, K>(&item, 1, c);
+#endif
+      if (isa == Isa::Sse2) batch_scalar_tail<F, T, K>(&item, 1, c);
+      for (std::size_t k = 0; k < a.size(); ++k)
+        for (std::size_t i = 0; i < n; ++i)
+          ASSERT_EQ(std::memcmp(&a[k][i], &ref[k][i], sizeof(T)), 0)
+              << "batched " << isa_name(isa) << " differs from the baseline body in array " << k
+              << " at " << i << " of " << n;
+    }
+  }
+}
+
+TYPED_TEST(IsaKernels, BatchedTails) {
+  using T = TypeParam;
+  AdamCoefficients<T> adam{};
+  adam.apply_decay = true;
+  adam.decay = T(0.999);
+  adam.b1 = T(0.9), adam.one_minus_b1 = T(1 - 0.9), adam.b2 = T(0.999);
+  adam.one_minus_b2 = T(1 - 0.999), adam.eps = T(1e-8), adam.step_scale = T(0.01);
+  adam.c2 = T(1.7), adam.bias_correction = true;
+  compare_batched<&adam_step_body<T>, T, 2>(adam);
+  const SgdCoefficients<T> sgd{T(0.01), T(0.1), T(0.9), T(0.75), true, true, false, true};
+  compare_batched<&sgd_step_body<T>, T, 1>(sgd);
+  const LionCoefficients<T> lion{T(0.01), T(0.9), T(0.1), T(0.99), T(0.01), T(0.999), true};
+  compare_batched<&lion_step_body<T>, T, 1>(lion);
+  compare_batched<&rmsprop_step_body<T>, T, 1>(
+      RmspropCoefficients<T>{T(0.01), T(0.99), T(0.01), T(1e-8)});
+  compare_batched<&adagrad_step_body<T>, T, 1>(AdagradCoefficients<T>{T(0.01), T(1e-8)});
+  compare_batched<&adadelta_step_body<T>, T, 2>(
+      AdadeltaCoefficients<T>{T(1.0), T(0.9), T(0.1), T(1e-6)});
+  compare_batched<&adamax_step_body<T>, T, 2>(
+      AdamaxCoefficients<T>{T(0.002), T(0.9), T(0.1), T(0.999), T(1e-8)});
 }
 
 TEST(Isa, ActiveIsAtMostBest) {
