@@ -77,7 +77,7 @@ func step(t *testing.T, o *Optimizer) uint64 {
 }
 
 func TestVersionAndKinds(t *testing.T) {
-	if Version() != "1.2.0" || VersionNumber() != 10200 {
+	if Version() != "1.2.1" || VersionNumber() != 10201 {
 		t.Fatalf("version %s %d", Version(), VersionNumber())
 	}
 	kinds := Kinds()

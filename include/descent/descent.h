@@ -40,7 +40,7 @@
 /* ---- Version ---------------------------------------------------------------------------- */
 #define DESCENT_VERSION_MAJOR 1
 #define DESCENT_VERSION_MINOR 2
-#define DESCENT_VERSION_PATCH 0
+#define DESCENT_VERSION_PATCH 1
 #define DESCENT_VERSION_NUMBER \
   (DESCENT_VERSION_MAJOR * 10000 + DESCENT_VERSION_MINOR * 100 + DESCENT_VERSION_PATCH)
 
