@@ -29,6 +29,7 @@ packages=(
   libopenmpi-dev          # libdescent_mpi, the MPI adapter (docs/distributed.md)
   openmpi-bin             # mpirun for its tests
   clang                   # libFuzzer for the fuzz targets (scripts/fuzz.sh)
+  g++-aarch64-linux-gnu   # the aarch64 build check of the portable path (scripts/cross-check.sh)
 )
 
 missing=()

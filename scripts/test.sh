@@ -3,11 +3,12 @@
 # library's, the bindings' toolchains and packages), configures and builds once (shared + static
 # library, tests, examples, -Werror, debug info for the ABI check), checks the formatting, then
 # runs ctest: the C/C++ tests, the ABI check, the install consumers, the examples, MPI, and the
-# Rust, Go, Python and Julia bindings with the cross-language conformance digests. Then the
+# Rust, Go, Python and Julia bindings with the cross-language conformance digests; then every
+# library source built for aarch64 (scripts/cross-check.sh, the portable path). Then the
 # hardening stages (docs/reliability.md): the suite under ASan+UBSan, the concurrency test under
 # TSan, and each fuzz target for a short fixed time from its committed corpus.
-# Extra arguments go to ctest, e.g.  scripts/test.sh -R install  (they also skip the hardening
-# stages; DESCENT_SKIP_HARDENING=1 skips them too).
+# Extra arguments go to ctest, e.g.  scripts/test.sh -R install  (they also skip the aarch64 check
+# and the hardening stages; DESCENT_SKIP_HARDENING=1 skips the hardening stages too).
 # The build directory is build/ in the repository, or $DESCENT_BUILD_DIR.
 set -euo pipefail
 
@@ -37,6 +38,9 @@ cmake --build "$build_dir" -j"$jobs"
 "$root/scripts/check-format.sh"
 
 (cd "$build_dir" && ctest --output-on-failure -j"$jobs" "$@")
+
+# The portable path builds off x86-64: every source for aarch64, warnings as errors.
+if [[ $# -eq 0 ]]; then "$root/scripts/cross-check.sh" "$jobs"; fi
 
 if [[ $# -eq 0 && -z ${DESCENT_SKIP_HARDENING:-} ]]; then
   DESCENT_CTEST_ARGS="-E mpi_np" "$root/scripts/test-sanitizers.sh" all
