@@ -1,7 +1,6 @@
 #include "core/batched_step.h"
 
 #include <algorithm>
-#include <cstdint>
 
 #include "core/thread_pool.h"
 
@@ -33,16 +32,18 @@ class Batcher {
       flush();
       dtype_ = target.dtype;
     }
-    // Addresses as integers: a rule with one slot has a null second slot, never read.
-    const auto skip = static_cast<std::uintptr_t>(begin) * dtype_size(target.dtype);
-    const auto at = [skip](const void* base) {
-      return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(base) + skip);
-    };
     kernels::BatchItem& item = items_[n_++];
     item.n = end - begin;
-    item.p = at(param);
-    item.g = at(grad);
-    for (std::size_t s = 0; s < kernels::kMaxBatchSlots; ++s) item.s[s] = at(target.slots[s]);
+    item.p = param;
+    item.g = grad;
+    for (std::size_t s = 0; s < kernels::kMaxBatchSlots; ++s) item.s[s] = target.slots[s];
+    if (begin != 0) {  // a range of a large tensor: rare, so the hot path stays branch-free
+      const std::size_t skip = static_cast<std::size_t>(begin) * dtype_size(target.dtype);
+      item.p = static_cast<unsigned char*>(param) + skip;
+      item.g = static_cast<const unsigned char*>(grad) + skip;
+      for (void*& slot : item.s)
+        if (slot) slot = static_cast<unsigned char*>(slot) + skip;  // a null second slot stays
+    }
     if (n_ == kBatch) flush();
   }
   void flush() noexcept {
