@@ -608,7 +608,7 @@ std::size_t RuleOptimizer::state_bytes() const {
   return total;
 }
 
-void RuleOptimizer::run_batched(BatchedUpdate& u, bool declared_order) noexcept {
+void RuleOptimizer::run_batched(const BatchedUpdate& u, bool declared_order) noexcept {
   const std::size_t threads = num_threads_ ? num_threads_ : parallel::default_threads();
   if (threads <= 1 || u.count == 0) return run_batched_step(u, 1, nullptr);
   // Every parameter in declaration order (a flat update): the prefix sums are kept.

@@ -184,7 +184,7 @@ class RuleOptimizer final : public Optimizer {
   StepContext advance(float lr) noexcept;
   // Steps an elementwise rule's update (core/batched_step.h) on this optimizer's threads;
   // `declared_order`: the update is every parameter in declaration order.
-  void run_batched(BatchedUpdate& u, bool declared_order) noexcept;
+  void run_batched(const BatchedUpdate& u, bool declared_order) noexcept;
   void step_flat(FlatLayout& flat, void* params, const void* grads) override;
 };
 
