@@ -82,9 +82,9 @@ pub const DESCENT_VALUE_STRING: descent_value_type = 5;
 /// `DESCENT_VERSION_MAJOR` of the header this module was written from.
 pub const DESCENT_VERSION_MAJOR: u32 = 1;
 /// `DESCENT_VERSION_MINOR` of the header this module was written from.
-pub const DESCENT_VERSION_MINOR: u32 = 1;
+pub const DESCENT_VERSION_MINOR: u32 = 2;
 /// `DESCENT_VERSION_PATCH` of the header this module was written from.
-pub const DESCENT_VERSION_PATCH: u32 = 0;
+pub const DESCENT_VERSION_PATCH: u32 = 1;
 /// `DESCENT_VERSION_NUMBER` of the header this module was written from.
 pub const DESCENT_VERSION_NUMBER: u32 =
     DESCENT_VERSION_MAJOR * 10000 + DESCENT_VERSION_MINOR * 100 + DESCENT_VERSION_PATCH;

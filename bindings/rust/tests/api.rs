@@ -40,6 +40,24 @@ fn version_and_names() {
     assert_eq!(descent::dtype_name(sys::DESCENT_FLOAT64), "float64");
 }
 
+// In the repository, sys.rs keeps step with the header it mirrors (a release bumps both).
+#[test]
+fn sys_version_matches_the_header_in_the_repository() {
+    let header = concat!(env!("CARGO_MANIFEST_DIR"), "/../../include/descent/descent.h");
+    let Ok(text) = std::fs::read_to_string(header) else {
+        return; // the crate outside the repository: nothing to compare against
+    };
+    let part = |name: &str| -> u32 {
+        let prefix = format!("#define DESCENT_VERSION_{name} ");
+        let line = text.lines().find(|l| l.starts_with(&prefix)).expect(name);
+        line[prefix.len()..].trim().parse().expect(name)
+    };
+    assert_eq!(
+        (sys::DESCENT_VERSION_MAJOR, sys::DESCENT_VERSION_MINOR, sys::DESCENT_VERSION_PATCH),
+        (part("MAJOR"), part("MINOR"), part("PATCH"))
+    );
+}
+
 #[test]
 fn every_listed_kind_can_be_created() {
     let kinds = descent::kinds();
